@@ -34,24 +34,22 @@ def auto_block_size(num_rows: int, num_cols: int, tile_elements: int = DEFAULT_T
     return max(1, min(num_rows, tile_elements // max(num_cols, 1)))
 
 
-def _excluded_tile(
-    r0: int,
-    r1: int,
-    num_cols: int,
-    row_labels: Tensor | None,
-    col_labels: Tensor | None,
-    mask: Tensor | None,
-) -> Tensor | None:
+# exp(x) for |x| <= this stays a normal float32 and a sum of up to 2^60 such terms cannot overflow, so when
+# scale * |a_i| * |b_j| is bounded by it the per-row max shift (one extra pass per tile) is unnecessary.
+_NO_SHIFT_BOUND = 40.0
+
+
+def _drop_tile(r0: int, r1: int, row_labels: Tensor | None, col_labels: Tensor | None, mask: Tensor | None):
     """Dense ``(r1 - r0, K)`` boolean of dropped columns from labels and the user mask, or None."""
     out = None
     if row_labels is not None:
         out = row_labels[r0:r1, None] == col_labels[None, :]  # (R, K)
     if mask is not None:
-        out = mask[r0:r1] if out is None else out | mask[r0:r1]
+        out = mask[r0:r1].clone() if out is None else out.logical_or_(mask[r0:r1])
     return out
 
 
-def _drop_indices(tile: Tensor, r0: int, r1: int, exclude_index: Sequence[Tensor], value: float) -> None:
+def _set_indices(tile: Tensor, r0: int, r1: int, exclude_index: Sequence[Tensor], value) -> None:
     """Set ``tile[i, idx[r0 + i]] = value`` in place for every exclusion index vector (``-1`` entries skipped)."""
     rows = torch.arange(r1 - r0, device=tile.device)
     for idx in exclude_index:
@@ -63,63 +61,88 @@ def _drop_indices(tile: Tensor, r0: int, r1: int, exclude_index: Sequence[Tensor
             tile[rows[keep], cols[keep]] = value
 
 
+def _index_drop_counts(exclude_index: Sequence[Tensor], num_rows: int, device: torch.device) -> Tensor:
+    """Number of distinct valid columns the index vectors drop in each row, ``(M,)``."""
+    if not exclude_index:
+        return torch.zeros(num_rows, dtype=torch.long, device=device)
+    idx = torch.stack(list(exclude_index), 1).sort(1).values  # (M, E)
+    distinct = idx >= 0
+    distinct[:, 1:] &= idx[:, 1:] != idx[:, :-1]
+    return distinct.sum(1)
+
+
+def _tile_exp(a_blk: Tensor, b: Tensor, scale: Tensor, shift: Tensor | None) -> Tensor:
+    """``exp(scale * a_blk @ b.T - shift)`` as a fresh ``(R, K)`` tile, the shift folded into the GEMM."""
+    if shift is None:
+        tile = (a_blk * scale) @ b.T  # (R, K)
+    else:
+        tile = torch.addmm(-shift[:, None], a_blk * scale, b.T)  # (R, K)
+    return tile.exp_()
+
+
 class _BlockLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, b, scales, exclude_index, row_labels, col_labels, mask, block_size):
         num_rows, num_cols = a.shape[0], b.shape[0]
-        num_scales = scales.shape[0]
-        out = a.new_empty(num_rows, num_scales)  # (M, S)
-        counts = torch.empty(num_rows, dtype=torch.long, device=a.device)  # (M,)
-        for r0 in range(0, num_rows, block_size):
-            r1 = min(r0 + block_size, num_rows)
-            sim = a[r0:r1] @ b.T  # (R, K)
-            excluded = _excluded_tile(r0, r1, num_cols, row_labels, col_labels, mask)
-            if excluded is not None:
-                sim.masked_fill_(excluded, float("-inf"))
-            _drop_indices(sim, r0, r1, exclude_index, float("-inf"))
-            counts[r0:r1] = torch.isfinite(sim).sum(1) if (excluded is not None or exclude_index) else num_cols
-            for s in range(num_scales):
-                scaled = sim if num_scales == 1 else sim.clone()
-                scaled.mul_(scales[s])  # -inf * positive scale stays -inf
-                out[r0:r1, s] = torch.logsumexp(scaled, dim=1)
+        out = a.new_empty(num_rows, scales.shape[0])  # (M, S)
+        counts = num_cols - _index_drop_counts(exclude_index, num_rows, a.device)  # (M,)
+        bound = a.norm(dim=1).max() * b.norm(dim=1).max() if num_rows and num_cols else a.new_zeros(())
+        for s, scale in enumerate(scales):
+            no_shift = bool(scale * bound <= _NO_SHIFT_BOUND)
+            for r0 in range(0, num_rows, block_size):
+                r1 = min(r0 + block_size, num_rows)
+                drop = _drop_tile(r0, r1, row_labels, col_labels, mask)
+                if drop is not None and s == 0:
+                    _set_indices(drop, r0, r1, exclude_index, True)
+                    counts[r0:r1] = num_cols - drop.sum(1)
+                if no_shift:
+                    tile = _tile_exp(a[r0:r1], b, scale, None)  # (R, K)
+                    shift = None
+                else:  # low temperature or unnormalised inputs: subtract each row's max first
+                    tile = (a[r0:r1] * scale) @ b.T  # (R, K)
+                    if drop is not None:
+                        tile.masked_fill_(drop, float("-inf"))
+                    _set_indices(tile, r0, r1, exclude_index, float("-inf"))
+                    shift = tile.amax(1)  # (R,)
+                    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+                    tile.sub_(shift[:, None]).exp_()
+                if drop is not None:
+                    tile.masked_fill_(drop, 0.0)
+                _set_indices(tile, r0, r1, exclude_index, 0.0)
+                lse = tile.sum(1).log_()  # (R,), -inf for a row with nothing kept
+                out[r0:r1, s] = lse if shift is None else lse + shift
         ctx.save_for_backward(a, b, scales, out, row_labels, col_labels, mask, *exclude_index)
         ctx.block_size = block_size
-        ctx.num_exclude = len(exclude_index)
         ctx.mark_non_differentiable(counts)
         return out, counts
 
     @staticmethod
     def backward(ctx, grad_out, _grad_counts):
         a, b, scales, lse, row_labels, col_labels, mask, *exclude_index = ctx.saved_tensors
-        num_rows, num_cols = a.shape[0], b.shape[0]
+        num_rows = a.shape[0]
         need_a, need_b, need_s = ctx.needs_input_grad[:3]
-        grad_a = torch.zeros_like(a) if need_a else None
+        grad_a = torch.zeros_like(a) if need_a or need_s else None
         grad_b = torch.zeros_like(b) if need_b else None
         grad_s = torch.zeros_like(scales) if need_s else None
-        # Rows whose set is empty have lse = -inf and receive no gradient.
-        lse = torch.where(torch.isfinite(lse), lse, torch.zeros_like(lse))
+        # A row with nothing kept has lse = -inf; shifting it by +inf makes its softmax (and gradient) zero.
+        lse = torch.where(torch.isneginf(lse), torch.full_like(lse, float("inf")), lse)
         for r0 in range(0, num_rows, ctx.block_size):
             r1 = min(r0 + ctx.block_size, num_rows)
-            sim = a[r0:r1] @ b.T  # (R, K)
-            excluded = _excluded_tile(r0, r1, num_cols, row_labels, col_labels, mask)
-            weight = None  # (R, K): d(sum_s g_s * lse_s) / d(sim)
-            in_place = scales.shape[0] == 1 and not need_s
-            for s in range(scales.shape[0]):
-                prob = sim.mul_(scales[s]) if in_place else sim * scales[s]
-                prob.sub_(lse[r0:r1, s, None]).exp_()  # softmax over the set, (R, K)
-                if excluded is not None:
-                    prob.masked_fill_(excluded, 0.0)
-                _drop_indices(prob, r0, r1, exclude_index, 0.0)
-                g = grad_out[r0:r1, s, None]  # (R, 1)
-                if need_s:
-                    grad_s[s] += (g * prob * sim).sum()
-                prob.mul_(g * scales[s])
-                weight = prob if weight is None else weight.add_(prob)
-            if need_a:
-                grad_a[r0:r1] = weight @ b
-            if need_b:
-                grad_b.addmm_(weight.T, a[r0:r1])
-        return grad_a, grad_b, grad_s, None, None, None, None, None
+            drop = _drop_tile(r0, r1, row_labels, col_labels, mask)
+            for s, scale in enumerate(scales):
+                prob = _tile_exp(a[r0:r1], b, scale, lse[r0:r1, s])  # (R, K) softmax over the kept set
+                if drop is not None:
+                    prob.masked_fill_(drop, 0.0)
+                _set_indices(prob, r0, r1, exclude_index, 0.0)
+                g = grad_out[r0:r1, s, None] * scale  # (R, 1): d loss / d (a_i . b_j) = g_i * scale * p_ij
+                pb = prob @ b  # (R, D)
+                if need_a or need_s:
+                    grad_a[r0:r1] += pb * g
+                if need_b:
+                    grad_b.addmm_(prob.T, a[r0:r1] * g)
+                if need_s:  # d lse_i / d scale = sum_j p_ij (a_i . b_j) = a_i . (P b)_i
+                    grad_s[s] += (grad_out[r0:r1, s] * (a[r0:r1] * pb).sum(1)).sum()
+        return (grad_a if need_a else None), grad_b, grad_s, None, None, None, None, None
 
 
 def block_logsumexp(
