@@ -5,7 +5,7 @@ For each batch of N pairs (2N embeddings of dimension D, temperature 0.1) it mea
 * time: median wall time of forward + backward over ``--repeats`` runs (after one warm-up run);
 * peak extra memory: the rise of the process's peak resident set size (VmHWM, reset through
   ``/proc/self/clear_refs``) above the resident size before the step, i.e. everything the step allocates
-  (the script re-executes itself with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed memory is returned at once);
+  (measured in a child process with ``MALLOC_MMAP_THRESHOLD_=65536`` so freed memory is returned at once);
 * the GEMM floor: the three matrix products any exact implementation needs (S = Z Z^T forward, and G Z, G^T Z
   backward), timed the same way: a lower bound on time, not an implementation.
 
@@ -21,6 +21,7 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -43,19 +44,37 @@ def _reset_peak() -> None:
         f.write("5")
 
 
-def measure(step: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float, float]:
-    """Return (median seconds, peak extra MiB, loss value) of ``step`` (forward + backward)."""
-    value = float(step())  # warm-up
+def measure_time(step: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
+    """Return (median seconds, loss value) of ``step`` (forward + backward) after one warm-up run."""
+    value = float(step())
     times = []
-    peak = 0
     for _ in range(repeats):
-        before = _status_kib("VmRSS")
-        _reset_peak()
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
-        peak = max(peak, _status_kib("VmHWM") - before)
-    return statistics.median(times), peak / 1024, value
+    return statistics.median(times), value
+
+
+def measure_memory(step: Callable[[], torch.Tensor]) -> float:
+    """Peak extra MiB of one ``step`` after a warm-up run (meaningful with MALLOC_MMAP_THRESHOLD_ set)."""
+    step()
+    before = _status_kib("VmRSS")
+    _reset_peak()
+    step()
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+def memory_in_child(name: str, n: int, args: argparse.Namespace) -> float:
+    """Run ``measure_memory`` for one implementation in a fresh process whose allocator returns freed memory.
+
+    With ``MALLOC_MMAP_THRESHOLD_=65536`` every allocation over 64 KiB is its own mapping, unmapped when freed,
+    so the resident set tracks live tensors; the same setting slows small ops, so timings are taken here instead.
+    """
+    cmd = [sys.executable, __file__, "--memory-of", name, "--sizes", str(n), "--dim", str(args.dim)]
+    cmd += ["--temperature", str(args.temperature), "--threads", str(args.threads)]
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return float(out.strip().splitlines()[-1])
 
 
 def make_steps(n: int, dim: int, temperature: float) -> dict[str, Callable[[], torch.Tensor]]:
@@ -93,26 +112,28 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.1)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)  # internal: child process measuring memory
     args = parser.parse_args()
-    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
-        # Serve every allocation over 64 KiB by mmap so freed memory leaves the resident set at once; otherwise
-        # glibc keeps freed tiles resident and the peak-memory reading depends on what ran before.
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
     torch.set_num_threads(args.threads)
+    if args.memory_of:
+        print(measure_memory(make_steps(args.sizes[0], args.dim, args.temperature)[args.memory_of]))
+        return
     print(
         f"# NT-Xent fwd+bwd, D={args.dim}, t={args.temperature}, torch {torch.__version__}, "
         f"{args.threads} threads, {platform.processor() or platform.machine()}"
     )
-    header = (
+    print(
         "| N pairs | lightly s | contrastkit s | floor s | time ck/lightly | time ck/floor "
         "| lightly MiB | contrastkit MiB | mem ck/lightly | loss diff |"
     )
-    print(header)
     print("|---" * 10 + "|")
     for n in args.sizes:
         steps = make_steps(n, args.dim, args.temperature)
-        res = {name: measure(step, args.repeats) for name, step in steps.items()}
-        (tl, ml, vl), (tc, mc, vc), (tf, _, _) = res["lightly"], res["contrastkit"], res["gemm floor"]
+        (tl, vl), (tc, vc), (tf, _) = (
+            measure_time(steps[k], args.repeats) for k in ("lightly", "contrastkit", "gemm floor")
+        )
+        del steps
+        ml, mc = memory_in_child("lightly", n, args), memory_in_child("contrastkit", n, args)
         print(
             f"| {n} | {tl:.3f} | {tc:.3f} | {tf:.3f} | {tc / tl:.2f} | {tc / tf:.2f} "
             f"| {ml:.0f} | {mc:.0f} | {mc / max(ml, 1e-9):.3f} | {abs(vc - vl):.1e} |",
