@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from contrastkit.losses.distributed import gather_with_grad
-from contrastkit.losses.validation import check_embeddings, check_finite, check_same
+from contrastkit.losses.validation import check_pair
 
 
 def off_diagonal(m: Tensor) -> Tensor:
@@ -72,12 +72,7 @@ class BarlowTwinsLoss(nn.Module):
         Returns:
             Scalar float32 loss.
         """
-        check_embeddings("z_a", z_a)
-        check_embeddings("z_b", z_b)
-        check_same("z_a", z_a, "z_b", z_b)
-        if self.check_finite:
-            check_finite("z_a", z_a)
-            check_finite("z_b", z_b)
+        check_pair("z_a", z_a, "z_b", z_b, finite=self.check_finite)
         with torch.autocast(device_type=z_a.device.type, enabled=False):
             a, b = z_a.float(), z_b.float()  # (N, D)
             if self.gather_distributed:

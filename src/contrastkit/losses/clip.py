@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from contrastkit.losses.block_logsumexp import block_logsumexp
 from contrastkit.losses.distributed import gather_with_grad
 from contrastkit.losses.similarity import normalize
-from contrastkit.losses.validation import check_batch, check_embeddings, check_finite, check_same
+from contrastkit.losses.validation import check_batch, check_pair
 
 
 class CLIPLoss(nn.Module):
@@ -80,12 +80,7 @@ class CLIPLoss(nn.Module):
         Returns:
             Scalar loss (float32).
         """
-        check_embeddings("image_features", image_features)
-        check_embeddings("text_features", text_features)
-        check_same("image_features", image_features, "text_features", text_features)
-        if self.check_finite:
-            check_finite("image_features", image_features)
-            check_finite("text_features", text_features)
+        check_pair("image_features", image_features, "text_features", text_features, finite=self.check_finite)
         scale = self.logit_scale if logit_scale is None else logit_scale
         if isinstance(scale, Tensor):
             scale = scale.float().reshape(())

@@ -13,7 +13,7 @@ from contrastkit.losses.validation import (
     check_embeddings,
     check_finite,
     check_labels,
-    check_same,
+    check_pair,
     check_temperature,
 )
 
@@ -169,12 +169,7 @@ class InfoNCELoss(nn.Module):
         Returns:
             Scalar loss (float32).
         """
-        check_embeddings("z_a", z_a)
-        check_embeddings("z_b", z_b)
-        check_same("z_a", z_a, "z_b", z_b)
-        if self.check_finite:
-            check_finite("z_a", z_a)
-            check_finite("z_b", z_b)
+        check_pair("z_a", z_a, "z_b", z_b, finite=self.check_finite)
         n = z_a.shape[0]
         if labels is not None:
             labels = check_labels("labels", labels, n).to(z_a.device)

@@ -54,3 +54,13 @@ def check_batch(name: str, n: int, minimum: int = 2) -> None:
     """Refuse a batch too small to hold in-batch negatives."""
     if n < minimum:
         raise ValueError(f"{name} needs at least {minimum} samples for in-batch negatives, got {n}")
+
+
+def check_pair(name_a: str, a: Tensor, name_b: str, b: Tensor, finite: bool = True) -> None:
+    """The checks every two-input loss makes: 2-D floating tensors of one shape and dtype, finite if asked."""
+    check_embeddings(name_a, a)
+    check_embeddings(name_b, b)
+    check_same(name_a, a, name_b, b)
+    if finite:
+        check_finite(name_a, a)
+        check_finite(name_b, b)

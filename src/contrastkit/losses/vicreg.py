@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from contrastkit.losses.barlow_twins import off_diagonal
 from contrastkit.losses.distributed import gather_with_grad
-from contrastkit.losses.validation import check_embeddings, check_finite, check_same
+from contrastkit.losses.validation import check_pair
 
 
 def _variance_term(z: Tensor, eps: float) -> Tensor:
@@ -76,12 +76,7 @@ class VICRegLoss(nn.Module):
         Returns:
             Scalar float32 loss.
         """
-        check_embeddings("z_a", z_a)
-        check_embeddings("z_b", z_b)
-        check_same("z_a", z_a, "z_b", z_b)
-        if self.check_finite:
-            check_finite("z_a", z_a)
-            check_finite("z_b", z_b)
+        check_pair("z_a", z_a, "z_b", z_b, finite=self.check_finite)
         with torch.autocast(device_type=z_a.device.type, enabled=False):
             a_local, b_local = z_a.float(), z_b.float()  # (N, D)
             a, b = a_local, b_local
