@@ -1,0 +1,114 @@
+"""A registry of built-in data sets: ``@register_dataset`` on a builder function names the data set after it.
+
+The function name is the data set name with ``_`` written ``-``::
+
+    @register_dataset(splits=("train", "test"))
+    def fashion_mnist(split="train", root=None, download=False) -> Dataset:  # registers "fashion-mnist"
+        ...
+
+:func:`~contrastkit.data.load_dataset.load_dataset` looks names up here. The built-in builders
+(``contrastkit.data.builtin``) are imported on the first look-up, so :func:`list_datasets` always includes them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    """One registry entry.
+
+    Attributes:
+        name: the data set name (``"fashion-mnist"``).
+        builder: ``builder(split=..., root=..., download=..., **options) -> Dataset``.
+        splits: the valid splits, or None when the builder does not declare them.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    splits: tuple[str, ...] | None
+
+
+_REGISTRY: dict[str, RegisteredDataset] = {}
+_BUILTINS_LOADED = False
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def register_dataset(
+    fn: F | None = None, *, name: str | None = None, splits: Sequence[str] | None = None
+) -> F | Callable[[F], F]:
+    """Register a data set builder, as ``@register_dataset`` or ``@register_dataset(splits=(...))``.
+
+    Args:
+        fn: the builder; its name with ``_`` -> ``-`` is the data set name.
+        name: a name to use instead of the function's.
+        splits: the valid ``split`` values; :func:`check_split` and ``load_dataset`` reject others.
+
+    Returns:
+        The builder, unchanged.
+
+    Raises:
+        ValueError: the name is already taken by another function. Re-registering the same function (same module
+            and qualified name, e.g. after ``importlib.reload``) replaces the entry.
+    """
+
+    def decorate(builder: F) -> F:
+        key = name if name is not None else builder.__name__.replace("_", "-")
+        existing = _REGISTRY.get(key)
+        if existing is not None and _origin(existing.builder) != _origin(builder):
+            raise ValueError(
+                f"data set name {key!r} is already registered by {_origin(existing.builder)}; "
+                f"cannot register {_origin(builder)} under the same name (rename the function or pass name=...)"
+            )
+        _REGISTRY[key] = RegisteredDataset(key, builder, tuple(splits) if splits is not None else None)
+        return builder
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+def _load_builtins() -> None:
+    """Import the built-in builders once, so that they are registered before any look-up."""
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        importlib.import_module("contrastkit.data.builtin")  # registers through the decorators; calls no look-up
+        _BUILTINS_LOADED = True
+
+
+def list_datasets() -> list[str]:
+    """The registered data set names, sorted."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def get_dataset(name: str) -> RegisteredDataset:
+    """The registry entry for ``name``.
+
+    Raises:
+        KeyError: ``name`` is not registered (``load_dataset`` turns this into a ValueError with suggestions).
+    """
+    _load_builtins()
+    return _REGISTRY[name]
+
+
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a registered data set name."""
+    _load_builtins()
+    return name in _REGISTRY
+
+
+def check_split(name: str, split: str, splits: Sequence[str]) -> None:
+    """Raise a ValueError naming ``split`` and the valid ones when ``split`` is not one of ``splits``."""
+    if split not in splits:
+        valid = ", ".join(repr(s) for s in splits)
+        raise ValueError(f"data set {name!r} has no split {split!r}; valid splits: {valid}")
