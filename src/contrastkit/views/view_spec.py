@@ -8,6 +8,13 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+GRAYSCALE_MEAN = (0.5,)  # single-channel default: maps [0, 1] to [-1, 1], whatever the data set
+GRAYSCALE_STD = (0.5,)
+
+
+def blur_kernel_size(size: int) -> int:
+    """SimCLR's gaussian blur kernel for a ``size``-pixel view: 10% of the side, made odd (224 -> 23, 96 -> 9)."""
+    return size // 10 // 2 * 2 + 1
 
 
 @dataclass(frozen=True)
@@ -59,12 +66,23 @@ class ViewSpec:
             raise ValueError(f"ViewSpec.crop_ratio must satisfy 0 < low <= high, got {self.crop_ratio}")
         if self.blur_kernel < 1 or self.blur_kernel % 2 == 0:
             raise ValueError(f"ViewSpec.blur_kernel must be a positive odd number, got {self.blur_kernel}")
-        if min(self.brightness, self.contrast, self.saturation) < 0 or not 0.0 <= self.hue <= 0.5:
-            raise ValueError("ViewSpec brightness/contrast/saturation must be >= 0 and hue in [0, 0.5]")
+        if self.resize is not None and self.resize < 1:
+            raise ValueError(f"ViewSpec.resize must be None or >= 1, got {self.resize}")
+        for name in ("brightness", "contrast", "saturation"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"ViewSpec.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.hue <= 0.5:
+            raise ValueError(f"ViewSpec.hue must be in [0, 0.5], got {self.hue}")
+        if not 0.0 < self.blur_sigma[0] <= self.blur_sigma[1]:
+            raise ValueError(f"ViewSpec.blur_sigma must satisfy 0 < low <= high, got {self.blur_sigma}")
+        if not 0.0 <= self.solarize_threshold <= 1.0:
+            raise ValueError(f"ViewSpec.solarize_threshold must be in [0, 1], got {self.solarize_threshold}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ValueError(
                 f"ViewSpec.mean and .std need {self.channels} values, got {len(self.mean)} and {len(self.std)}"
             )
+        if min(self.std) <= 0:
+            raise ValueError(f"ViewSpec.std must be > 0, got {self.std}")
 
     def with_changes(self, **changes) -> ViewSpec:
         """A copy with some fields replaced (validated again)."""
