@@ -29,6 +29,7 @@ test: $(STAMP) | $(FMNIST)
 
 bench: $(STAMP)
 	$(PY) benchmarks/losses.py
+	$(PY) benchmarks/views.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -5,6 +5,7 @@ A :class:`MultiViews` holds one spec per view and runs them per sample (``torchv
 of SimCLR, MoCo v2, BYOL, DINO, CLIP and supervised training.
 """
 
+from contrastkit.views.batched import apply_view
 from contrastkit.views.byol_views import BYOLViews
 from contrastkit.views.clip_views import CLIPViews
 from contrastkit.views.dino_views import DINOViews
@@ -15,8 +16,6 @@ from contrastkit.views.simclr_views import SimCLRViews
 from contrastkit.views.supervised_views import SupervisedViews
 from contrastkit.views.view_spec import ViewSpec
 
-# apply_view (contrastkit.views.batched) is to be exported here once the batched engine lands.
-
 __all__ = [
     "BYOLViews",
     "CLIPViews",
@@ -26,5 +25,6 @@ __all__ = [
     "SimCLRViews",
     "SupervisedViews",
     "ViewSpec",
+    "apply_view",
     "build_transform",
 ]
