@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, normalisation
-from contrastkit.views.view_spec import ViewSpec, blur_kernel_size
+from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
 
 DINO_LOCAL_FRACTION = 96 / 224  # DINO's local crop side as a fraction of its global crop side
 
@@ -77,8 +76,7 @@ class DINOViews(MultiViews):
     ) -> None:
         if num_local < 0:
             raise ValueError(f"num_local must be >= 0, got {num_local}")
-        rgb, small = channels == 3, input_size <= SMALL_INPUT_SIZE
-        brightness, contrast, saturation, hue = jitter
+        small = input_size <= SMALL_INPUT_SIZE
         mean, std = normalisation(channels, mean, std)
         if local_size is None:
             local_size = max(1, round(input_size * DINO_LOCAL_FRACTION))
@@ -86,26 +84,25 @@ class DINOViews(MultiViews):
             global_blur_p = (0.0, 0.0) if small else (1.0, 0.1)
         if local_blur_p is None:
             local_blur_p = 0.0 if small else 0.5
-        base = ViewSpec(
-            size=input_size,
-            channels=channels,
-            crop_scale=tuple(global_scale),
+        base = colour_view(
+            input_size,
+            channels,
+            crop_scale=global_scale,
             hflip_p=hflip_p,
+            jitter=jitter,
             jitter_p=jitter_p,
-            brightness=brightness,
-            contrast=contrast,
-            saturation=saturation if rgb else 0.0,
-            hue=hue if rgb else 0.0,
-            grayscale_p=grayscale_p if rgb else 0.0,
+            grayscale_p=grayscale_p,
             blur_p=global_blur_p[0],
-            blur_sigma=tuple(blur_sigma),
-            blur_kernel=blur_kernel_size(input_size),
-            solarize_p=0.0,
+            blur_sigma=blur_sigma,
             mean=mean,
             std=std,
         )
         second = base.with_changes(blur_p=global_blur_p[1], solarize_p=solarize_p)
-        local = base.with_changes(size=local_size, crop_scale=tuple(local_scale), blur_p=local_blur_p,
-                                  blur_kernel=min(base.blur_kernel, 2 * local_size - 1))  # reflect pad < side
+        local = base.with_changes(
+            size=local_size,
+            crop_scale=tuple(local_scale),
+            blur_p=local_blur_p,
+            blur_kernel=min(base.blur_kernel, 2 * local_size - 1),
+        )  # reflect pad < side
         self.num_local = num_local
         super().__init__([base, second] + [local] * num_local)

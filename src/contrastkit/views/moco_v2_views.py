@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, normalisation
-from contrastkit.views.view_spec import ViewSpec, blur_kernel_size
+from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
 
 
 class MoCoV2Views(MultiViews):
@@ -55,26 +54,19 @@ class MoCoV2Views(MultiViews):
     ) -> None:
         if num_views < 1:
             raise ValueError(f"num_views must be >= 1, got {num_views}")
-        rgb = channels == 3
-        brightness, contrast, saturation, hue = jitter
         mean, std = normalisation(channels, mean, std)
         if blur_p is None:
             blur_p = 0.0 if input_size <= SMALL_INPUT_SIZE else 0.5
-        spec = ViewSpec(
-            size=input_size,
-            channels=channels,
-            crop_scale=tuple(crop_scale),
+        spec = colour_view(
+            input_size,
+            channels,
+            crop_scale=crop_scale,
             hflip_p=hflip_p,
+            jitter=jitter,
             jitter_p=jitter_p,
-            brightness=brightness,
-            contrast=contrast,
-            saturation=saturation if rgb else 0.0,
-            hue=hue if rgb else 0.0,
-            grayscale_p=grayscale_p if rgb else 0.0,
+            grayscale_p=grayscale_p,
             blur_p=blur_p,
-            blur_sigma=tuple(blur_sigma),
-            blur_kernel=blur_kernel_size(input_size),
-            solarize_p=0.0,
+            blur_sigma=blur_sigma,
             mean=mean,
             std=std,
         )

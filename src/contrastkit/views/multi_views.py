@@ -10,7 +10,14 @@ import torch
 from torch import Tensor
 
 from contrastkit.views.sample_pipeline import build_transform
-from contrastkit.views.view_spec import GRAYSCALE_MEAN, GRAYSCALE_STD, IMAGENET_MEAN, IMAGENET_STD, ViewSpec
+from contrastkit.views.view_spec import (
+    GRAYSCALE_MEAN,
+    GRAYSCALE_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ViewSpec,
+    blur_kernel_size,
+)
 
 SMALL_INPUT_SIZE = 32  # recipes drop the gaussian blur at or below this size (SimCLR's CIFAR-10 setting)
 _DEFAULTS = ViewSpec(size=1)
@@ -27,10 +34,55 @@ def normalisation(
     return tuple(default_mean if mean is None else mean), tuple(default_std if std is None else std)
 
 
+def colour_view(
+    input_size: int,
+    channels: int,
+    *,
+    crop_scale: Sequence[float],
+    hflip_p: float,
+    jitter: Sequence[float],
+    jitter_p: float,
+    grayscale_p: float,
+    blur_p: float,
+    blur_sigma: Sequence[float],
+    mean: Sequence[float],
+    std: Sequence[float],
+    solarize_p: float = 0.0,
+) -> ViewSpec:
+    """One view of the SimCLR family (crop, flip, jitter, grayscale, blur, solarize), adapted to ``channels``.
+
+    ``jitter`` is (brightness, contrast, saturation, hue); with 1 channel, saturation, hue and grayscale are off.
+    The blur kernel is SimCLR's 10% of the view size.
+    """
+    rgb = channels == 3
+    brightness, contrast, saturation, hue = jitter
+    return ViewSpec(
+        size=input_size,
+        channels=channels,
+        crop_scale=tuple(crop_scale),
+        hflip_p=hflip_p,
+        jitter_p=jitter_p,
+        brightness=brightness,
+        contrast=contrast,
+        saturation=saturation if rgb else 0.0,
+        hue=hue if rgb else 0.0,
+        grayscale_p=grayscale_p if rgb else 0.0,
+        blur_p=blur_p,
+        blur_sigma=tuple(blur_sigma),
+        blur_kernel=blur_kernel_size(input_size),
+        solarize_p=solarize_p,
+        mean=tuple(mean),
+        std=tuple(std),
+    )
+
+
 def describe_spec(spec: ViewSpec) -> str:
     """A short repr of ``spec``: its size and the fields that differ from ViewSpec's defaults."""
-    changed = [f"{f.name}={getattr(spec, f.name)!r}" for f in fields(ViewSpec)
-               if f.name == "size" or getattr(spec, f.name) != getattr(_DEFAULTS, f.name)]
+    changed = [
+        f"{f.name}={getattr(spec, f.name)!r}"
+        for f in fields(ViewSpec)
+        if f.name == "size" or getattr(spec, f.name) != getattr(_DEFAULTS, f.name)
+    ]
     return f"ViewSpec({', '.join(changed)})"
 
 
