@@ -25,8 +25,15 @@ from contrastkit.views import (
 from contrastkit.views.view_spec import CLIP_MEAN, CLIP_STD, IMAGENET_MEAN, IMAGENET_STD
 
 RECIPES = [SimCLRViews, MoCoV2Views, BYOLViews, DINOViews, CLIPViews, SupervisedViews]
-COMMON = dict(random_crop=True, crop_ratio=(3 / 4, 4 / 3), blur_sigma=(0.1, 2.0), solarize_threshold=0.5,
-              channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+COMMON = dict(
+    random_crop=True,
+    crop_ratio=(3 / 4, 4 / 3),
+    blur_sigma=(0.1, 2.0),
+    solarize_threshold=0.5,
+    channels=3,
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+)
 BYOL_DINO_JITTER = dict(jitter_p=0.8, brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1, grayscale_p=0.2)
 
 
@@ -42,9 +49,22 @@ def rgb_image(h: int = 64, w: int = 80) -> PIL.Image.Image:
 def test_simclr_matches_the_paper() -> None:
     views = SimCLRViews()
     assert len(views) == 2 and views.specs[0] == views.specs[1]
-    assert_fields(views.specs[0], **COMMON, size=224, crop_scale=(0.08, 1.0), hflip_p=0.5, jitter_p=0.8,
-                  brightness=0.8, contrast=0.8, saturation=0.8, hue=0.2, grayscale_p=0.2, blur_p=0.5, blur_kernel=23,
-                  solarize_p=0.0)
+    assert_fields(
+        views.specs[0],
+        **COMMON,
+        size=224,
+        crop_scale=(0.08, 1.0),
+        hflip_p=0.5,
+        jitter_p=0.8,
+        brightness=0.8,
+        contrast=0.8,
+        saturation=0.8,
+        hue=0.2,
+        grayscale_p=0.2,
+        blur_p=0.5,
+        blur_kernel=23,
+        solarize_p=0.0,
+    )
     assert_fields(SimCLRViews(jitter_strength=0.5, num_views=3).specs[2], brightness=0.4, saturation=0.4, hue=0.1)
     assert SimCLRViews(input_size=96).specs[0].blur_kernel == 9  # 10% of the side, odd
 
@@ -56,9 +76,14 @@ def lightly_simclr_defaults() -> dict[str, object]:
         pytest.skip("lightly is not installed")
     root = Path(next(iter(spec.submodule_search_locations))) / "transforms"
     tree = ast.parse((root / "simclr_transform.py").read_text())
-    init = next(n for c in tree.body if isinstance(c, ast.ClassDef) and c.name == "SimCLRViewTransform"
-                for n in c.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-    names = [a.arg for a in init.args.args[-len(init.args.defaults):]]
+    init = next(
+        n
+        for c in tree.body
+        if isinstance(c, ast.ClassDef) and c.name == "SimCLRViewTransform"
+        for n in c.body
+        if isinstance(n, ast.FunctionDef) and n.name == "__init__"
+    )
+    names = [a.arg for a in init.args.args[-len(init.args.defaults) :]]
     defaults = {k: d for k, d in zip(names, init.args.defaults, strict=True) if k != "normalize"}
     out = {k: ast.literal_eval(d) for k, d in defaults.items()}
     out["normalize"] = ast.literal_eval(ast.parse((root / "utils.py").read_text()).body[0].value)
@@ -70,28 +95,53 @@ def test_simclr_matches_lightly_where_they_agree() -> None:
     s = lightly["cj_strength"]
     assert spec.size == lightly["input_size"] and spec.crop_scale == (lightly["min_scale"], 1.0)
     assert (spec.brightness, spec.contrast, spec.saturation, spec.hue) == pytest.approx(
-        (s * lightly["cj_bright"], s * lightly["cj_contrast"], s * lightly["cj_sat"], s * lightly["cj_hue"]))
+        (s * lightly["cj_bright"], s * lightly["cj_contrast"], s * lightly["cj_sat"], s * lightly["cj_hue"])
+    )
     assert (spec.jitter_p, spec.grayscale_p, spec.blur_p, spec.hflip_p) == pytest.approx(
-        (lightly["cj_prob"], lightly["random_gray_scale"], lightly["gaussian_blur"], lightly["hf_prob"]))
+        (lightly["cj_prob"], lightly["random_gray_scale"], lightly["gaussian_blur"], lightly["hf_prob"])
+    )
     assert spec.blur_sigma == pytest.approx(lightly["sigmas"])
     assert lightly["vf_prob"] == 0 and lightly["rr_prob"] == 0  # lightly's extras, off by default
     assert spec.mean == pytest.approx(lightly["normalize"]["mean"]) and spec.std == pytest.approx(
-        lightly["normalize"]["std"])
+        lightly["normalize"]["std"]
+    )
 
 
 def test_moco_v2_matches_the_paper() -> None:
     views = MoCoV2Views()
     assert len(views) == 2 and views.specs[0] == views.specs[1]
-    assert_fields(views.specs[0], **COMMON, size=224, crop_scale=(0.2, 1.0), hflip_p=0.5, jitter_p=0.8,
-                  brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1, grayscale_p=0.2, blur_p=0.5, blur_kernel=23,
-                  solarize_p=0.0)
+    assert_fields(
+        views.specs[0],
+        **COMMON,
+        size=224,
+        crop_scale=(0.2, 1.0),
+        hflip_p=0.5,
+        jitter_p=0.8,
+        brightness=0.4,
+        contrast=0.4,
+        saturation=0.4,
+        hue=0.1,
+        grayscale_p=0.2,
+        blur_p=0.5,
+        blur_kernel=23,
+        solarize_p=0.0,
+    )
 
 
 def test_byol_matches_table_6() -> None:
     first, second = BYOLViews().specs
     for spec, blur_p, solarize_p in ((first, 1.0, 0.0), (second, 0.1, 0.2)):
-        assert_fields(spec, **COMMON, **BYOL_DINO_JITTER, size=224, crop_scale=(0.08, 1.0), hflip_p=0.5,
-                      blur_kernel=23, blur_p=blur_p, solarize_p=solarize_p)
+        assert_fields(
+            spec,
+            **COMMON,
+            **BYOL_DINO_JITTER,
+            size=224,
+            crop_scale=(0.08, 1.0),
+            hflip_p=0.5,
+            blur_kernel=23,
+            blur_p=blur_p,
+            solarize_p=solarize_p,
+        )
 
 
 def test_dino_matches_the_paper_global_views_first() -> None:
@@ -99,11 +149,20 @@ def test_dino_matches_the_paper_global_views_first() -> None:
     assert len(views) == 10 and views.num_global == 2 and views.num_local == 8
     g1, g2, *local = views.specs
     for spec, blur_p, solarize_p in ((g1, 1.0, 0.0), (g2, 0.1, 0.2)):
-        assert_fields(spec, **COMMON, **BYOL_DINO_JITTER, size=224, crop_scale=(0.4, 1.0), hflip_p=0.5,
-                      blur_p=blur_p, solarize_p=solarize_p)
+        assert_fields(
+            spec,
+            **COMMON,
+            **BYOL_DINO_JITTER,
+            size=224,
+            crop_scale=(0.4, 1.0),
+            hflip_p=0.5,
+            blur_p=blur_p,
+            solarize_p=solarize_p,
+        )
     for spec in local:
-        assert_fields(spec, **COMMON, **BYOL_DINO_JITTER, size=96, crop_scale=(0.05, 0.4), hflip_p=0.5, blur_p=0.5,
-                      solarize_p=0.0)
+        assert_fields(
+            spec, **COMMON, **BYOL_DINO_JITTER, size=96, crop_scale=(0.05, 0.4), hflip_p=0.5, blur_p=0.5, solarize_p=0.0
+        )
     out = views(rgb_image(256, 300))
     assert [tuple(v.shape) for v in out] == [(3, 224, 224)] * 2 + [(3, 96, 96)] * 8
 
@@ -118,16 +177,36 @@ def test_dino_local_crops_scale_with_the_input(input_size: int, local_size: int)
 def test_clip_is_one_deterministic_view() -> None:
     views = CLIPViews()
     assert len(views) == 1
-    assert_fields(views.specs[0], size=224, random_crop=False, resize=224, hflip_p=0.0, jitter_p=0.0,
-                  grayscale_p=0.0, blur_p=0.0, solarize_p=0.0, mean=CLIP_MEAN, std=CLIP_STD)
+    assert_fields(
+        views.specs[0],
+        size=224,
+        random_crop=False,
+        resize=224,
+        hflip_p=0.0,
+        jitter_p=0.0,
+        grayscale_p=0.0,
+        blur_p=0.0,
+        solarize_p=0.0,
+        mean=CLIP_MEAN,
+        std=CLIP_STD,
+    )
     image = rgb_image(240, 320)
     assert torch.equal(views(image)[0], views(image)[0])
 
 
 def test_supervised_train_and_eval() -> None:
     train, evaluate = SupervisedViews().specs[0], SupervisedViews(train=False).specs[0]
-    assert_fields(train, **COMMON, size=224, crop_scale=(0.08, 1.0), hflip_p=0.5, jitter_p=0.0, grayscale_p=0.0,
-                  blur_p=0.0, solarize_p=0.0)
+    assert_fields(
+        train,
+        **COMMON,
+        size=224,
+        crop_scale=(0.08, 1.0),
+        hflip_p=0.5,
+        jitter_p=0.0,
+        grayscale_p=0.0,
+        blur_p=0.0,
+        solarize_p=0.0,
+    )
     assert_fields(evaluate, size=224, random_crop=False, resize=256, hflip_p=0.0, jitter_p=0.0, blur_p=0.0)
     assert SupervisedViews(input_size=32, train=False).specs[0].resize == 32  # small: the whole image
 

@@ -39,8 +39,9 @@ def as_input(kind: str) -> object:
     }[kind]
 
 
-@pytest.mark.parametrize("kind", ["pil_rgb", "pil_l", "pil_rgba", "pil_p", "u8_rgb", "u8_gray", "float_rgb",
-                                  "float_gray"])
+@pytest.mark.parametrize(
+    "kind", ["pil_rgb", "pil_l", "pil_rgba", "pil_p", "u8_rgb", "u8_gray", "float_rgb", "float_gray"]
+)
 @pytest.mark.parametrize("channels", [3, 1])
 def test_every_input_kind_gives_a_normalised_float32_view(kind: str, channels: int) -> None:
     mean, std = (0.5,) * channels, (0.25,) * channels
@@ -134,12 +135,28 @@ def test_torch_manual_seed_reproduces_the_view() -> None:
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("size", 0), ("channels", 2), ("hflip_p", 1.5), ("jitter_p", -0.1), ("blur_p", 2.0), ("solarize_p", 1.1),
-    ("crop_scale", (0.0, 1.0)), ("crop_ratio", (2.0, 1.0)), ("resize", 0), ("brightness", -0.1),
-    ("saturation", -1.0), ("hue", 0.6), ("blur_kernel", 4), ("blur_sigma", (0.0, 1.0)),
-    ("solarize_threshold", 1.5), ("mean", (0.5,)), ("std", (0.2, 0.0, 0.2)),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("size", 0),
+        ("channels", 2),
+        ("hflip_p", 1.5),
+        ("jitter_p", -0.1),
+        ("blur_p", 2.0),
+        ("solarize_p", 1.1),
+        ("crop_scale", (0.0, 1.0)),
+        ("crop_ratio", (2.0, 1.0)),
+        ("resize", 0),
+        ("brightness", -0.1),
+        ("saturation", -1.0),
+        ("hue", 0.6),
+        ("blur_kernel", 4),
+        ("blur_sigma", (0.0, 1.0)),
+        ("solarize_threshold", 1.5),
+        ("mean", (0.5,)),
+        ("std", (0.2, 0.0, 0.2)),
+    ],
+)
 def test_view_spec_errors_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=rf"ViewSpec\.{field}\b"):
         ViewSpec(size=16, **{field: value}) if field != "size" else ViewSpec(size=value)
