@@ -72,8 +72,7 @@ def test_simclr_matches_the_paper() -> None:
 def lightly_simclr_defaults() -> dict[str, object]:
     """SimCLRViewTransform's keyword defaults, read from lightly's source (lightly itself is not imported)."""
     spec = importlib.util.find_spec("lightly")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("lightly is not installed")
+    assert spec is not None and spec.submodule_search_locations, "lightly (a test dependency) must be installed"
     root = Path(next(iter(spec.submodule_search_locations))) / "transforms"
     tree = ast.parse((root / "simclr_transform.py").read_text())
     init = next(
