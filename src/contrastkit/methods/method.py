@@ -1,0 +1,95 @@
+"""The interface every method shares: views in, loss and metrics out, ``embed`` for the backbone features."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where training stands, set by the trainer before each step (schedules such as EMA momentum read it)."""
+
+    step: int = 0  # optimiser steps taken so far
+    total_steps: int = 1  # optimiser steps in the whole run
+    epoch: float = 0.0  # fractional epoch: 1.5 is half-way through the second epoch
+
+
+@dataclass
+class MethodOutput:
+    """What a method's forward returns: the loss to minimise and detached scalars to log."""
+
+    loss: Tensor  # 0-d, with graph
+    metrics: dict[str, Tensor] = field(default_factory=dict)  # name -> detached 0-d tensor
+
+
+class Method(nn.Module):
+    """A self-supervised method: a backbone, heads and a loss from :mod:`contrastkit.losses`, composed.
+
+    Subclasses implement ``forward(views, labels=None) -> MethodOutput`` and may override
+    ``after_optimizer_step`` (momentum teachers) and ``before_optimizer_step`` (gradient surgery such as DINO's
+    frozen last layer). Usable in any training loop::
+
+        out = method(views)            # views: list of (B, C, H, W) float tensors
+        out.loss.backward()
+        method.before_optimizer_step()
+        optimizer.step()
+        method.after_optimizer_step()  # EMA teachers follow the student
+
+    Args:
+        backbone: the encoder; must expose ``feature_dim`` (the size of its output features).
+
+    Attributes:
+        num_views: how many views the method expects per image (``None``: any number >= its minimum).
+        progress: the trainer's :class:`Progress`; set it with :meth:`set_progress` in your own loop.
+    """
+
+    num_views: int | None = 2
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        feature_dim = getattr(backbone, "feature_dim", None)
+        if not isinstance(feature_dim, int) or feature_dim < 1:
+            raise TypeError(
+                f"backbone {type(backbone).__name__} has no integer 'feature_dim'; backbones from "
+                "contrastkit.backbones.create_backbone have one, set it on your own module"
+            )
+        self.backbone = backbone
+        self.progress = Progress()
+
+    @property
+    def feature_dim(self) -> int:
+        """Size of the features ``embed`` returns."""
+        return int(self.backbone.feature_dim)
+
+    def embed(self, x: Tensor) -> Tensor:
+        """Backbone features ``(B, feature_dim)`` of ``x``: the representation used downstream."""
+        return self.backbone(x)
+
+    def set_progress(self, progress: Progress) -> None:
+        """Tell the method where training stands (the trainer calls it before every step)."""
+        self.progress = progress
+
+    def before_optimizer_step(self) -> None:
+        """Called after backward, before the optimiser step (gradients exist). Default: nothing."""
+
+    @torch.no_grad()
+    def after_optimizer_step(self) -> None:
+        """Called after each optimiser step (EMA updates of momentum encoders). Default: nothing."""
+
+    def check_views(self, views: Sequence[Tensor]) -> None:
+        """Refuse a wrong number of views with a message that says how many this method takes."""
+        if isinstance(views, Tensor):
+            raise TypeError(f"{type(self).__name__} takes a list of view tensors, got one tensor {tuple(views.shape)}")
+        expected = self.num_views
+        if expected is not None and len(views) != expected:
+            raise ValueError(
+                f"{type(self).__name__} takes {expected} views per image, got {len(views)}; "
+                f"build them with the method's views recipe (e.g. SimCLRViews(num_views={expected}))"
+            )
+        sizes = {v.shape[0] for v in views}
+        if len(sizes) != 1:
+            raise ValueError(f"all views must have the same batch size, got {sorted(sizes)}")

@@ -1,0 +1,51 @@
+"""SimCLR: two views, a projection MLP and NT-Xent over the other images of the (global) batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from contrastkit.heads import ProjectionHead
+from contrastkit.losses import InfoNCELoss
+from contrastkit.methods.method import Method, MethodOutput
+from contrastkit.methods.registry import register_method
+
+
+@register_method
+class SimCLR(Method):
+    """SimCLR (Chen, Kornblith, Norouzi and Hinton, ICML 2020, arXiv 2002.05709).
+
+    Both views go through the backbone in one batch of ``2B`` (as the paper's code does, so BatchNorm sees both
+    views), then a projection MLP (Linear-BN-ReLU-Linear, 2048 -> 128); the NT-Xent loss pulls the two views of an
+    image together against the other ``2B - 2`` (``2 * global batch - 2`` when gathered across processes).
+
+    Args:
+        backbone: the encoder, with ``feature_dim``.
+        projection_dim: output size of the projection head (128 in the paper).
+        hidden_dim: hidden width of the projection head (2048 in the paper).
+        num_layers: Linear layers in the projection head (2 in SimCLR v1, 3 in v2).
+        temperature: NT-Xent temperature (0.1 for ImageNet at batch 4096; 0.5 in the CIFAR-10 setting).
+        gather_distributed: gather embeddings from all processes so each sees the global batch's negatives.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        projection_dim: int = 128,
+        hidden_dim: int = 2048,
+        num_layers: int = 2,
+        temperature: float = 0.1,
+        gather_distributed: bool = True,
+    ) -> None:
+        super().__init__(backbone)
+        self.projection_head = ProjectionHead(self.feature_dim, hidden_dim, projection_dim, num_layers=num_layers)
+        self.criterion = InfoNCELoss(temperature=temperature, gather_distributed=gather_distributed)
+
+    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
+        self.check_views(views)
+        z = self.projection_head(self.backbone(torch.cat(list(views))))  # (2B, projection_dim)
+        z_a, z_b = z.chunk(2)  # (B, projection_dim) each
+        loss = self.criterion(z_a, z_b)
+        return MethodOutput(loss, {"loss": loss.detach()})
