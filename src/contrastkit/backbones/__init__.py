@@ -5,7 +5,18 @@ Importing this package registers the built-in backbones: ``resnet18``, ``resnet5
 """
 
 from contrastkit.backbones import resnet, small_cnn, vit  # noqa: F401  (import registers the backbones)
+from contrastkit.backbones.encoder_file import EncoderFileError, load_encoder, read_encoder_info, save_encoder
 from contrastkit.backbones.registry import Backbone, create_backbone, list_backbones, register_backbone
 from contrastkit.backbones.small_cnn import SmallCNN
 
-__all__ = ["Backbone", "SmallCNN", "create_backbone", "list_backbones", "register_backbone"]
+__all__ = [
+    "Backbone",
+    "EncoderFileError",
+    "SmallCNN",
+    "create_backbone",
+    "list_backbones",
+    "load_encoder",
+    "read_encoder_info",
+    "register_backbone",
+    "save_encoder",
+]

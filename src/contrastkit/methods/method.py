@@ -44,10 +44,12 @@ class Method(nn.Module):
 
     Attributes:
         num_views: how many views the method expects per image (``None``: any number >= its minimum).
+        uses_labels: whether ``forward`` needs the batch's class labels (SupCon); the trainer passes them.
         progress: the trainer's :class:`Progress`; set it with :meth:`set_progress` in your own loop.
     """
 
     num_views: int | None = 2
+    uses_labels: bool = False
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()

@@ -28,6 +28,8 @@ class SimCLR(Method):
         num_layers: Linear layers in the projection head (2 in SimCLR v1, 3 in v2).
         temperature: NT-Xent temperature (0.1 for ImageNet at batch 4096; 0.5 in the CIFAR-10 setting).
         gather_distributed: gather embeddings from all processes so each sees the global batch's negatives.
+        batch_norm: BatchNorm in the projection head (as in the paper); off for per-sample heads, e.g. on CPU
+            processes, where BatchNorm statistics cannot be synchronised.
     """
 
     def __init__(
@@ -38,9 +40,12 @@ class SimCLR(Method):
         num_layers: int = 2,
         temperature: float = 0.1,
         gather_distributed: bool = True,
+        batch_norm: bool = True,
     ) -> None:
         super().__init__(backbone)
-        self.projection_head = ProjectionHead(self.feature_dim, hidden_dim, projection_dim, num_layers=num_layers)
+        self.projection_head = ProjectionHead(
+            self.feature_dim, hidden_dim, projection_dim, num_layers=num_layers, batch_norm=batch_norm
+        )
         self.criterion = InfoNCELoss(temperature=temperature, gather_distributed=gather_distributed)
 
     def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:

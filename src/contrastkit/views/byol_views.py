@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
+from contrastkit.views.registry import register_views
 
 
+@register_views
 class BYOLViews(MultiViews):
     """The augmentation of BYOL: two views that differ in their blur and solarize probabilities.
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contrastkit.views.multi_views import MultiViews, normalisation
+from contrastkit.views.registry import register_views
 from contrastkit.views.view_spec import CLIP_MEAN, CLIP_STD, ViewSpec
 
 
+@register_views
 class CLIPViews(MultiViews):
     """CLIP's image preprocessing: one deterministic view, no random augmentation.
 

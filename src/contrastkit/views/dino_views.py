@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
+from contrastkit.views.registry import register_views
 
 DINO_LOCAL_FRACTION = 96 / 224  # DINO's local crop side as a fraction of its global crop side
 
 
+@register_views
 class DINOViews(MultiViews):
     """The multi-crop augmentation of DINO: two global views, then ``num_local`` small local views.
 

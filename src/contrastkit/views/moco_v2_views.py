@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
+from contrastkit.views.registry import register_views
 
 
+@register_views
 class MoCoV2Views(MultiViews):
     """The augmentation of MoCo v2: ``num_views`` views (query and key) drawn from the same distribution.
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, normalisation
+from contrastkit.views.registry import register_views
 from contrastkit.views.view_spec import ViewSpec
 
 EVAL_RESIZE_RATIO = 256 / 224  # evaluation resizes the short side to 256 before a 224 centre crop
 
 
+@register_views
 class SupervisedViews(MultiViews):
     """The usual supervised preprocessing: one view, random for training, deterministic for evaluation.
 

@@ -1,0 +1,114 @@
+"""Encoder files: backbone weights as safetensors, with what rebuilding and using them needs as JSON metadata.
+
+``save_encoder`` writes ``encoder.safetensors`` (tensors + a ``contrastkit`` JSON metadata entry) and the same JSON
+beside it (``encoder.json``) for people and other tools. ``load_encoder`` rebuilds the backbone from the registry
+and loads the weights strictly: nothing is unpickled, so a file from anywhere is safe to open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from contrastkit.backbones.registry import create_backbone
+
+FORMAT = "contrastkit-encoder"
+FORMAT_VERSION = 1
+METADATA_KEY = "contrastkit"
+
+
+class EncoderFileError(ValueError):
+    """A file that is not a readable contrastkit encoder; the message names the file and what is wrong."""
+
+
+def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, Any]) -> Path:
+    """Write ``backbone``'s weights to ``path`` (safetensors) and ``info`` as JSON metadata and ``<path>.json``.
+
+    Args:
+        backbone: the encoder module.
+        path: output file, conventionally ``*.safetensors``.
+        info: at least ``backbone`` (registry name) and ``in_chans``; usually also ``small_input``,
+            ``feature_dim``, ``input_size``, ``mean``, ``std`` and the training ``config``.
+
+    Returns:
+        The path written. The file is written to a temporary name then renamed (never half-written).
+    """
+    from safetensors.torch import save_file
+
+    for key in ("backbone", "in_chans"):
+        if key not in info:
+            raise ValueError(f"info must contain {key!r} to rebuild the encoder, got keys {sorted(info)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "feature_dim": int(backbone.feature_dim), **info}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of an encoder file (no weights loaded)."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"encoder file {str(path)!r} does not exist")
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise EncoderFileError(f"{path}: not a safetensors file ({e}); export one with `contrastkit export`") from None
+    if METADATA_KEY not in metadata:
+        raise EncoderFileError(f"{path}: a safetensors file without contrastkit metadata: not a contrastkit export")
+    try:
+        info = json.loads(metadata[METADATA_KEY])
+    except json.JSONDecodeError as e:
+        raise EncoderFileError(f"{path}: its contrastkit metadata is not valid JSON ({e})") from None
+    if info.get("format") != FORMAT:
+        raise EncoderFileError(f"{path}: metadata format {info.get('format')!r} is not {FORMAT!r}")
+    if int(info.get("format_version", 0)) > FORMAT_VERSION:
+        raise EncoderFileError(
+            f"{path}: encoder format version {info['format_version']} is newer than this contrastkit reads "
+            f"({FORMAT_VERSION}); upgrade contrastkit"
+        )
+    return info
+
+
+def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
+    """The encoder saved at ``path``, in eval mode, with its metadata as ``.encoder_info``.
+
+    Args:
+        path: an ``encoder.safetensors`` from ``contrastkit train`` or ``contrastkit export``.
+        device: where to put the weights.
+
+    Returns:
+        The backbone module (``feature_dim`` set); ``model.encoder_info`` holds the metadata (``input_size``,
+        ``mean``, ``std`` tell how to prepare images).
+
+    Raises:
+        FileNotFoundError: no such file.
+        EncoderFileError: not a safetensors file, not a contrastkit export, or weights that do not fit the backbone.
+    """
+    from safetensors.torch import load_file
+
+    info = read_encoder_info(path)
+    kwargs = dict(info.get("backbone_kwargs") or {})
+    model = create_backbone(
+        info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
+    )
+    state = load_file(str(path), device=str(device))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0]
+        raise EncoderFileError(f"{path}: weights do not fit backbone {info['backbone']!r}: {first}") from None
+    model.encoder_info = info
+    return model.to(device).eval()

@@ -1,0 +1,5 @@
+"""The ``contrastkit`` command line: ``train``, ``recipes``, ``export`` (see ``contrastkit --help``)."""
+
+from contrastkit.cli.main import main
+
+__all__ = ["main"]

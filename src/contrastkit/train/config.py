@@ -1,0 +1,382 @@
+"""The run configuration: small typed dataclasses, one comment per field, validated before any data is read.
+
+A run is described by a YAML recipe (built-in name or file) plus ``key=value`` overrides
+(``trainer.max_epochs=5 data.path=~/images``). :func:`load_config` merges them onto the typed schema with OmegaConf
+and refuses, before training starts, an unknown key (naming the closest valid one), a value of the wrong type
+(naming the key and the expected type) and an out-of-range value. The ``method`` and ``views`` sections are typed
+from the constructor signature of the chosen method and views recipe, so every parameter they take is a valid key
+and nothing else is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import inspect
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+OPTIMIZERS = ("sgd", "adamw", "lars")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key, the problem and what would be valid."""
+
+
+@dataclass
+class BackboneConfig:
+    name: str = "small_cnn"  # a name from contrastkit.backbones.list_backbones()
+    small_input: bool = False  # CIFAR-style stem for small images (ResNets), 4x4 patches for 32x32 ViTs
+
+
+@dataclass
+class DataConfig:
+    name: str = "fashion-mnist"  # built-in data set (contrastkit.data.list_datasets()), used when path is unset
+    path: str | None = None  # your own images: a folder (class sub-folders optional), listing or .tar shards
+    root: str | None = None  # where built-in data sets are stored (default $CONTRASTKIT_DATA or ~/.cache)
+    download: bool = False  # let a built-in data set download missing files
+    image_size: int = 0  # path data: images are resized (shorter side) and centre-cropped to this; 0 = 256
+    channels: int = 0  # 1 or 3 channels for the views; 0 = the data set's own
+    batch_size: int = 256  # images per process per step (the global batch is this x processes x nodes)
+    num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
+    train_fraction: float = 1.0  # use this fraction of the training set (a fixed random subset), for quick runs
+
+    def __post_init__(self) -> None:
+        _check_range("data.batch_size", self.batch_size, low=1)
+        _check_range("data.num_workers", self.num_workers, low=0)
+        _check_range("data.image_size", self.image_size, low=0)
+        if self.channels not in (0, 1, 3):
+            raise ConfigError(f"data.channels must be 0 (the data's own), 1 or 3, got {self.channels}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "sgd"  # sgd, adamw or lars
+    lr: float = 0.06  # learning rate at a global batch of 256, scaled linearly with the global batch
+    weight_decay: float = 5e-4  # decoupled for adamw; biases and norm parameters are excluded
+    momentum: float = 0.9  # sgd and lars momentum
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw betas
+    warmup_epochs: float = 0.0  # linear warm-up from 0, then cosine decay to min_lr_ratio * lr
+    min_lr_ratio: float = 0.0  # final learning rate as a fraction of the peak
+    lars_eta: float = 0.001  # LARS trust coefficient (You et al. 2017)
+    exclude_bias_and_norm: bool = True  # no weight decay (nor LARS adaptation) on biases and norm layers
+
+    def __post_init__(self) -> None:
+        if self.name not in OPTIMIZERS:
+            raise ConfigError(
+                f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}{_hint(self.name, OPTIMIZERS)}"
+            )
+        _check_range("optim.lr", self.lr, low=0.0, strict=True)
+        _check_range("optim.weight_decay", self.weight_decay, low=0.0)
+        _check_range("optim.warmup_epochs", self.warmup_epochs, low=0.0)
+        _check_range("optim.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        self.betas = tuple(self.betas)
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 100  # epochs to train
+    max_steps: int = -1  # stop after this many optimiser steps (-1: no limit)
+    accelerator: str = "auto"  # cpu, gpu, mps or auto
+    devices: str = "auto"  # "auto", a count ("2") or a list of ids ("0,1")
+    num_nodes: int = 1  # machines, each running `devices` processes
+    strategy: str = "auto"  # auto, ddp, ddp_spawn, fsdp, ... (Lightning strategies); ddp when devices > 1
+    precision: str = "32-true"  # 32-true, bf16-mixed or 16-mixed (similarities stay float32 in the losses)
+    accumulate_grad_batches: int = 1  # optimiser step every k batches (not a larger negative set: use gathering)
+    gradient_clip_val: float | None = None  # clip the gradient norm to this value
+    sync_batchnorm: bool = True  # SyncBatchNorm across processes when distributed (global-batch statistics)
+    log_every_n_steps: int = 10  # logging interval in steps
+    limit_train_batches: float = 1.0  # fraction (<= 1.0) or number (> 1) of batches per epoch
+    deterministic: bool = False  # deterministic kernels (slower)
+    enable_progress_bar: bool = True  # the progress bar on the terminal
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+                f"{_hint(self.precision, PRECISIONS)}"
+            )
+        _check_range("trainer.max_epochs", self.max_epochs, low=1)
+        _check_range("trainer.num_nodes", self.num_nodes, low=1)
+        _check_range("trainer.accumulate_grad_batches", self.accumulate_grad_batches, low=1)
+        _check_range("trainer.limit_train_batches", self.limit_train_batches, low=0.0, strict=True)
+        self.devices = str(self.devices)
+
+
+@dataclass
+class MonitorConfig:
+    every_n_epochs: int = 1  # run the monitors every n epochs (0: never)
+    knn_k: int = 200  # neighbours of the online kNN (Wu et al. 2018 weighted vote)
+    knn_temperature: float = 0.1  # temperature of the kNN vote weights exp(cos / t)
+    bank_size: int = 10000  # labelled training images embedded as the kNN bank
+    query_size: int = 2000  # held-out labelled images classified by the kNN (test split when there is one)
+    collapse_warnings: bool = True  # warn when embeddings collapse (per-dimension std, effective rank)
+
+    def __post_init__(self) -> None:
+        _check_range("monitor.every_n_epochs", self.every_n_epochs, low=0)
+        _check_range("monitor.knn_k", self.knn_k, low=1)
+        _check_range("monitor.bank_size", self.bank_size, low=1)
+        _check_range("monitor.query_size", self.query_size, low=1)
+
+
+@dataclass
+class FinalEvalConfig:
+    enabled: bool = True  # after training: kNN and linear probe vs the random-init encoder and raw pixels
+    train_size: int = 10000  # labelled training images the probes are fitted on
+    test_size: int = 10000  # held-out images they are scored on
+
+
+@dataclass
+class RunConfig:
+    """A whole run. ``method`` and ``views`` are dicts here; :func:`load_config` types them per method/recipe."""
+
+    name: str = "run"  # run name: outputs go to out_dir/name
+    out_dir: str = "runs"  # parent folder of the run folders
+    seed: int = 0  # seeds python, numpy, torch and the DataLoader workers
+    resume: str | None = None  # a checkpoint to resume from ("last": the run's own last.ckpt)
+    method: Any = None  # {name: simclr, <the method's constructor parameters>}
+    views: Any = None  # {recipe: simclr, <the views recipe's constructor parameters>}
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    final_eval: FinalEvalConfig = field(default_factory=FinalEvalConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        """Where this run writes checkpoints, logs and the encoder."""
+        return Path(self.out_dir).expanduser() / self.name
+
+
+def _hint(value: str, valid: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(value), list(valid), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_range(key: str, value: float, low: float | None = None, high: float | None = None, strict=False) -> None:
+    if low is not None and (value <= low if strict else value < low):
+        raise ConfigError(f"{key} must be {'>' if strict else '>='} {low}, got {value}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key} must be <= {high}, got {value}")
+
+
+def component_schema(section: str, name_key: str, name: str, cls: type, skip: tuple[str, ...] = ()) -> type:
+    """A dataclass typed like ``cls.__init__`` (its annotated parameters with defaults) plus the ``name_key`` field.
+
+    Parameters without a default or with a type OmegaConf cannot check are left out (so they cannot be set from
+    a config); tuples become fixed-length lists, checked again by :func:`_to_kwargs`.
+    """
+    hints = typing.get_type_hints(cls.__init__)
+    fields_: list[tuple[str, Any, Any]] = [(name_key, str, field(default=name))]
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name in ("self", *skip) or p.kind not in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+            continue
+        if p.default is inspect.Parameter.empty:
+            continue
+        annotation = hints.get(p.name, Any)
+        default = p.default
+        if isinstance(default, (list, tuple, dict)):
+            default = field(default_factory=lambda d=default: list(d) if not isinstance(d, dict) else dict(d))
+        fields_.append((p.name, _omegaconf_type(annotation), default))
+    return dataclasses.make_dataclass(f"{section.capitalize()}Config_{name}", fields_)
+
+
+def _omegaconf_type(annotation: Any) -> Any:
+    """The nearest type OmegaConf validates: X | None -> Optional[X], tuple[X, ...] -> list[X], else Any."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if annotation in (int, float, bool, str):
+        return annotation
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1 and len(rest) < len(args):
+            inner = _omegaconf_type(rest[0])
+            return Optional[inner] if inner is not Any else Any  # noqa: UP045  (a runtime type for OmegaConf)
+        return Any
+    if origin in (tuple, list, typing.Sequence, __import__("collections.abc").abc.Sequence):
+        element = args[0] if args else Any
+        return list[_omegaconf_type(element)] if element in (int, float, bool, str) else Any
+    return Any
+
+
+def _to_kwargs(section: str, values: dict[str, Any], cls: type, skip: tuple[str, ...]) -> dict[str, Any]:
+    """Constructor keyword arguments from a validated section: lists back to tuples, tuple lengths checked."""
+    hints = typing.get_type_hints(cls.__init__)
+    kwargs = {}
+    for key, value in values.items():
+        annotation = hints.get(key)
+        origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+        if origin is tuple and isinstance(value, list):
+            fixed = args and args[-1] is not Ellipsis
+            if fixed and len(value) != len(args):
+                raise ConfigError(f"{section}.{key} must have {len(args)} values, got {len(value)}: {value}")
+            value = tuple(value)
+        kwargs[key] = value
+    return kwargs
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def recipe_dir() -> Path:
+    """The folder of the built-in YAML recipes."""
+    return Path(__file__).resolve().parent.parent / "recipes"
+
+
+def list_recipes() -> list[str]:
+    """Names of the built-in recipes (``contrastkit recipes`` prints them with their descriptions)."""
+    return sorted(p.stem for p in recipe_dir().glob("*.yaml"))
+
+
+def recipe_path(recipe: str | Path) -> Path:
+    """The YAML file of a built-in recipe name or a path; an unknown name is refused with the closest one."""
+    path = Path(recipe).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} does not exist")
+        return path
+    builtin = recipe_dir() / f"{recipe}.yaml"
+    if not builtin.is_file():
+        raise ConfigError(
+            f"unknown recipe {str(recipe)!r}{_hint(str(recipe), list_recipes())}: not a built-in recipe "
+            f"(see `contrastkit recipes`) and not a .yaml file"
+        )
+    return builtin
+
+
+def _views_class(name: str) -> type:
+    from contrastkit.views.registry import get_views
+
+    try:
+        return get_views(name)
+    except ValueError as e:
+        raise ConfigError(f"views.recipe: {e}") from None
+
+
+def _method_class(name: str) -> type:
+    import contrastkit.methods as methods
+
+    try:
+        return methods.get_method(name)
+    except ValueError as e:
+        raise ConfigError(f"method.name: {e}") from None
+
+
+def _schema_keys(schema: type, parts: list[str]) -> list[str]:
+    """The valid keys at ``parts`` inside the dataclass ``schema``."""
+    for part in parts:
+        types = {f.name: f.type for f in dataclasses.fields(schema)}
+        hints = typing.get_type_hints(schema)
+        schema = hints.get(part, types.get(part))
+        if not dataclasses.is_dataclass(schema):
+            return []
+    return [f.name for f in dataclasses.fields(schema)]
+
+
+def _merge(section: str, schema: type, values: Any) -> Any:
+    """``values`` merged onto the structured ``schema``, OmegaConf errors rewritten as :class:`ConfigError`."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+    prefix = f"{section}." if section else ""
+    if values is not None and not isinstance(values, dict):
+        raise ConfigError(f"{section or 'the config'} must be a mapping of keys to values, got {values!r}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(schema), values or {})
+        return OmegaConf.to_object(merged)
+    except ConfigKeyError as e:
+        parts = str(e.full_key).split(".")
+        valid = _schema_keys(schema, parts[:-1])
+        where = ".".join(parts[:-1])
+        full = [prefix + where + ("." if where else "") + k for k in valid]
+        raise ConfigError(
+            f"unknown key {prefix + str(e.full_key)!r}{_hint(prefix + str(e.full_key), full)}; valid keys"
+            f"{' in ' + prefix + where if where else (' in ' + section if section else '')}: {', '.join(valid)}"
+        ) from None
+    except ValidationError as e:
+        parts = str(e.full_key).split(".")
+        expected = _expected_type(schema, parts)
+        raise ConfigError(f"{prefix + str(e.full_key)}: expected {expected}; {e.msg.splitlines()[0]}") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"{section or 'config'}: {e.msg.splitlines()[0] if hasattr(e, 'msg') else e}") from None
+
+
+def _expected_type(schema: type, parts: list[str]) -> str:
+    for part in parts[:-1]:
+        schema = typing.get_type_hints(schema).get(part, Any)
+    annotation = typing.get_type_hints(schema).get(parts[-1], Any) if dataclasses.is_dataclass(schema) else Any
+    text = repr(annotation).replace("typing.", "")
+    return getattr(annotation, "__name__", text) if annotation in (int, float, bool, str) else text
+
+
+def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[str] = ()) -> RunConfig:
+    """Read a recipe (built-in name, YAML file or dict), apply ``key=value`` overrides and validate it all.
+
+    Args:
+        recipe: a built-in recipe name (``simclr-fashion-mnist``), a ``.yaml`` path, or the config as a dict.
+        overrides: ``section.key=value`` strings (YAML values: ``optim.betas=[0.9,0.95]``, ``data.path=null``).
+
+    Returns:
+        The validated :class:`RunConfig`; ``method`` and ``views`` are plain dicts of validated values.
+
+    Raises:
+        ConfigError: unknown recipe or key (with the closest valid name), wrong type (with the expected type),
+            a value out of range, or a malformed override.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        if isinstance(recipe, dict):
+            raw = OmegaConf.create(recipe)
+        else:
+            path = recipe_path(recipe)
+            try:
+                raw = OmegaConf.load(path)
+            except Exception as e:  # YAML syntax errors come as several exception types
+                raise ConfigError(f"{path}: not a valid YAML config: {e}") from None
+        for item in overrides:
+            if "=" not in item or item.startswith("="):
+                raise ConfigError(f"override {item!r} must look like section.key=value (e.g. trainer.max_epochs=5)")
+        values = OmegaConf.to_container(OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides))), resolve=True)
+    except OmegaConfBaseException as e:
+        raise ConfigError(f"cannot read the config: {str(e).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(values).__name__}")
+    values.pop("description", None)
+    method_values = dict(values.pop("method", None) or {})
+    views_values = dict(values.pop("views", None) or {})
+    config = _merge("", RunConfig, values)
+    if "name" not in method_values:
+        raise ConfigError("method.name is missing: which method to train (see contrastkit.methods.list_methods())")
+    method_cls = _method_class(str(method_values["name"]))
+    schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
+    method = dataclasses.asdict(_merge("method", schema, method_values))
+    config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
+    views_name = str(views_values.get("recipe", method_values["name"]))
+    views_cls = _views_class(views_name)
+    schema = component_schema("views", "recipe", views_name, views_cls)
+    views = dataclasses.asdict(_merge("views", schema, {"recipe": views_name, **views_values}))
+    config.views = {"recipe": views.pop("recipe"), **_to_kwargs("views", views, views_cls, ())}
+    for key in ("input_size", "channels"):  # recipes' defaults are for ImageNet: unset means "from the data"
+        if key not in views_values and key in config.views:
+            config.views[key] = 0
+    return config
+
+
+def config_to_dict(config: RunConfig) -> dict[str, Any]:
+    """The config as plain JSON/YAML-able data (tuples as lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(config))

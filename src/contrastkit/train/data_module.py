@@ -1,0 +1,272 @@
+"""The run's data: fixed-size uint8 images for the batched views, sharded across processes, plus labelled
+subsets for the monitors and the final evaluation."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+
+from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
+from contrastkit.data.multi_view_dataset import match_channels
+from contrastkit.data.registry import get_dataset, is_registered
+from contrastkit.data.skip_report import Skipped, check_not_empty
+from contrastkit.train.config import DataConfig
+
+DEFAULT_PATH_IMAGE_SIZE = 256  # path data: images are brought to this size before the views crop them
+
+
+def resize_center_crop(image: Tensor, size: int) -> Tensor:
+    """uint8 ``(C, H, W)`` -> ``(C, size, size)``: shorter side resized to ``size`` (antialiased), centre crop."""
+    _, h, w = image.shape
+    if (h, w) != (size, size):
+        scale = size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        x = F.interpolate(image[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+        top, left = (nh - size) // 2, (nw - size) // 2
+        image = x[0, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)  # (C, S, S)
+    return image
+
+
+class FixedSizeImages(Dataset):
+    """Items ``(uint8 (channels, size, size), target)`` of any image data set; unreadable images stay Skipped."""
+
+    def __init__(self, dataset: Any, size: int, channels: int) -> None:
+        self.dataset, self.size, self.channels = dataset, size, channels
+        self.classes = getattr(dataset, "classes", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int] | Skipped:
+        item = self.dataset[index]
+        if isinstance(item, Skipped):
+            return item
+        image, target = item
+        target = target if isinstance(target, int) else -1  # captions are not labels
+        return resize_center_crop(match_channels(image, self.channels), self.size), target
+
+
+class ArrayBatches(Dataset):
+    """A whole batch per item from in-memory arrays (one index per batch of indices: no per-image overhead)."""
+
+    def __init__(self, dataset: ArrayImageDataset, channels: int) -> None:
+        self.dataset, self.channels = dataset, channels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, indices: Sequence[int]) -> tuple[Tensor, Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        images = self.dataset.images[idx]  # (B, C, H, W) uint8
+        if images.shape[1] != self.channels:
+            images = torch.stack([match_channels(im, self.channels) for im in images])
+        return images, self.dataset.targets[idx]
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Batches of indices of one process's shard: a ``DistributedSampler`` (seeded shuffle, set_epoch) batched.
+
+    With one process it is the whole data set in the seeded order; with P processes, process ``r`` takes positions
+    ``r, r + P, ...`` of that order, so the P local batches of step k together hold exactly the single-process
+    batch k of ``P x batch_size`` images: the global batch does not depend on how many processes share it.
+    """
+
+    def __init__(self, n: int, batch_size: int, rank: int, world_size: int, seed: int) -> None:
+        self.order = DistributedSampler(
+            range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
+        )
+        self.batch_size = batch_size
+
+    def set_epoch(self, epoch: int) -> None:
+        self.order.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for index in self.order:
+            batch.append(index)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+
+    def __len__(self) -> int:
+        return len(self.order) // self.batch_size
+
+
+def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[Skipped]]:
+    """``(images uint8 (B, C, S, S), targets (B,), skipped)`` from per-image items, Skipped ones dropped."""
+    kept, skipped = split_skipped(batch)
+    if not kept:
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), skipped
+    images = torch.stack([image for image, _ in kept])
+    return images, torch.tensor([t for _, t in kept], dtype=torch.long), skipped
+
+
+@dataclass
+class Labelled:
+    """A labelled image subset for monitors and probes: uint8 images and their class ids."""
+
+    images: Tensor  # (N, C, S, S) uint8
+    labels: Tensor  # (N,) int64
+
+
+def take(dataset: Any, indices: np.ndarray) -> Labelled:
+    """The labelled images at ``indices`` (unreadable and unlabelled ones dropped)."""
+    if isinstance(dataset, ArrayImageDataset):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        images, labels = dataset.images[idx], dataset.targets[idx]
+    else:
+        items = [dataset[int(i)] for i in indices]
+        items = [it for it in items if not isinstance(it, Skipped)]
+        images = torch.stack([im for im, _ in items]) if items else torch.empty(0, dtype=torch.uint8)
+        labels = torch.tensor([t for _, t in items], dtype=torch.long)
+    keep = labels >= 0
+    return Labelled(images[keep], labels[keep])
+
+
+class RunDataModule(pl.LightningDataModule):
+    """Training data of a run, plus labelled bank/query subsets when the data has labels.
+
+    Built-in data sets use their test split as queries; path data with class folders uses a fixed random part
+    of the training images (they are still trained on: labels never are).
+
+    Args:
+        config: the data section.
+        seed: seed of the shuffling and of the subsets.
+        bank_size: labelled training images for the kNN bank (and the probes' training set).
+        query_size: labelled held-out images.
+    """
+
+    def __init__(self, config: DataConfig, seed: int = 0, bank_size: int = 10000, query_size: int = 2000) -> None:
+        super().__init__()
+        self.config, self.seed = config, seed
+        self.batch_size = config.batch_size
+        self.skips = SkipReport()
+        source = config.path if config.path else config.name
+        options: dict[str, Any] = {}
+        if config.path is None and config.root is not None:
+            options["root"] = config.root
+        train = load_dataset(source, split="train", download=config.download, **options)
+        check_not_empty(train, source)
+        if not hasattr(train, "__getitem__") or not hasattr(train, "__len__"):
+            raise ValueError(f"{source}: streaming (.tar shard) data is not supported by contrastkit train yet")
+        test = None
+        if config.path is None and is_registered(config.name) and "test" in (get_dataset(config.name).splits or ()):
+            test = load_dataset(source, split="test", download=config.download, **options)
+        if isinstance(train, ArrayImageDataset) and (config.channels in (0, train.images.shape[1])):
+            self.channels = int(train.images.shape[1])
+            self.image_size = int(train.images.shape[-1])
+        elif isinstance(train, ArrayImageDataset):
+            self.channels, self.image_size = config.channels, int(train.images.shape[-1])
+        else:
+            self.channels = config.channels or 3
+            self.image_size = config.image_size or DEFAULT_PATH_IMAGE_SIZE
+            train = FixedSizeImages(train, self.image_size, self.channels)
+            test = None
+        rng = np.random.default_rng(seed)
+        n = len(train)
+        self.train_indices = np.sort(rng.permutation(n)[: max(1, math.floor(n * config.train_fraction))])
+        self.train_set = train
+        self.classes = getattr(train, "classes", None)
+        self.bank = self.queries = None
+        if self.classes:
+            order = rng.permutation(self.train_indices)
+            if test is not None:
+                self.bank = take(train, order[:bank_size])
+                self.queries = take(test, rng.permutation(len(test))[:query_size])
+            else:
+                self.queries = take(train, order[:query_size])
+                self.bank = take(train, order[query_size : query_size + bank_size])
+            if len(self.bank.labels) == 0 or len(self.queries.labels) == 0:
+                self.bank = self.queries = None
+        self.test_set = test
+        self.source = source
+        self.query_size = query_size
+
+    def describe(self) -> str:
+        """The data's name or path, for messages."""
+        return repr(self.source)
+
+    def health_images(self) -> Tensor | None:
+        """Training images for the health monitors when there are no labelled queries (None when there are)."""
+        if self.queries is not None:
+            return None
+        order = np.random.default_rng(self.seed + 1).permutation(self.train_indices)[: self.query_size]
+        if isinstance(self.train_set, ArrayImageDataset):
+            return self.train_set.images[torch.as_tensor(order, dtype=torch.long)]
+        items = [self.train_set[int(i)] for i in order]
+        images = [item[0] for item in items if not isinstance(item, Skipped)]
+        return torch.stack(images) if images else None
+
+    def train_dataloader(self) -> DataLoader:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        n = len(self.train_indices)
+        if n < self.batch_size * world:
+            raise ValueError(
+                f"data has {n} training images, fewer than one global batch ({self.batch_size} x {world} processes): "
+                "lower data.batch_size"
+            )
+        sampler = ShardedBatchSampler(n, self.batch_size, rank, world, self.seed)
+        subset = _IndexMap(self.train_indices)
+        if isinstance(self.train_set, ArrayImageDataset):
+            return DataLoader(
+                _Remapped(ArrayBatches(self.train_set, self.channels), subset),
+                sampler=sampler,
+                batch_size=None,
+                num_workers=0,  # whole batches are one tensor index: workers would only add copies
+            )
+        return DataLoader(
+            _RemappedItems(self.train_set, subset),
+            batch_sampler=sampler,
+            num_workers=self.config.num_workers,
+            collate_fn=collate_images,
+            persistent_workers=False,
+        )
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+        if len(batch) == 3:  # per-image loading: count the unreadable images, train on the rest
+            images, targets, skipped = batch
+            self.skips.add(skipped)
+            return images, targets
+        return batch
+
+
+class _IndexMap:
+    def __init__(self, indices: np.ndarray) -> None:
+        self.indices = torch.as_tensor(indices, dtype=torch.long)
+
+    def __call__(self, positions: Sequence[int] | int) -> Any:
+        if isinstance(positions, int):
+            return int(self.indices[positions])
+        return self.indices[torch.as_tensor(positions, dtype=torch.long)].tolist()
+
+
+class _Remapped(Dataset):
+    def __init__(self, batches: ArrayBatches, index_map: _IndexMap) -> None:
+        self.batches, self.index_map = batches, index_map
+
+    def __len__(self) -> int:
+        return len(self.index_map.indices)
+
+    def __getitem__(self, positions: Sequence[int]) -> tuple[Tensor, Tensor]:
+        return self.batches[self.index_map(positions)]
+
+
+class _RemappedItems(Dataset):
+    def __init__(self, dataset: Any, index_map: _IndexMap) -> None:
+        self.dataset, self.index_map = dataset, index_map
+
+    def __len__(self) -> int:
+        return len(self.index_map.indices)
+
+    def __getitem__(self, position: int) -> Any:
+        return self.dataset[self.index_map(position)]

@@ -1,0 +1,206 @@
+"""``train(config)``: a validated :class:`RunConfig` to a trained, exported and evaluated encoder, on Lightning."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from contrastkit.backbones import create_backbone, save_encoder
+from contrastkit.methods import Method, create_method
+from contrastkit.train.checkpoint_io import AtomicCheckpointIO
+from contrastkit.train.config import RunConfig, config_to_dict
+from contrastkit.train.data_module import RunDataModule
+from contrastkit.train.lit_method import LitMethod
+from contrastkit.train.monitor import EmbeddingMonitor
+from contrastkit.views import MultiViews
+from contrastkit.views.registry import get_views
+
+
+class InterruptCheckpoint(pl.Callback):
+    """Saves ``path`` when training stops on an exception or Ctrl-C (the epoch checkpoints stay untouched).
+
+    Unlike Lightning's ``OnExceptionCheckpoint`` it does not make ``fit`` resume from it implicitly: a run resumes
+    only when ``resume`` says so.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        trainer.save_checkpoint(self.path)
+
+
+@dataclass
+class TrainResult:
+    """Where a run's outputs are, and its numbers."""
+
+    run_dir: Path  # the run folder
+    encoder: Path | None  # encoder.safetensors (None on processes other than rank 0)
+    checkpoint: Path | None  # the last checkpoint
+    monitor: list[dict[str, float]]  # per-epoch monitor metrics
+    final_eval: dict[str, Any] | None  # kNN / linear probe table, when enabled and labelled data exists
+
+
+def build_views(config: RunConfig, channels: int, image_size: int) -> MultiViews:
+    """The views recipe of ``config.views``; ``input_size``/``channels`` of 0 mean the data's own."""
+    params = dict(config.views)
+    cls = get_views(params.pop("recipe"))
+    if params.get("input_size", 0) == 0:
+        params["input_size"] = image_size
+    if params.get("channels", 0) == 0:
+        params["channels"] = channels
+    return cls(**params)
+
+
+def build_method(config: RunConfig, in_chans: int) -> Method:
+    """The backbone of ``config.backbone`` inside the method of ``config.method``."""
+    params = dict(config.method)
+    backbone = create_backbone(config.backbone.name, in_chans=in_chans, small_input=config.backbone.small_input)
+    return create_method(params.pop("name"), backbone, **params)
+
+
+def _devices(text: str) -> Any:
+    text = text.strip()
+    if text.isdigit() or text == "-1":
+        return int(text)
+    if "," in text:
+        return [int(d) for d in text.split(",") if d.strip()]
+    return text
+
+
+def _uses_cuda(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def build_trainer(config: RunConfig, callbacks: list[pl.Callback], loggers: list[Logger]) -> pl.Trainer:
+    """The Lightning ``Trainer`` of the trainer section, with atomic checkpoint files.
+
+    SyncBatchNorm needs CUDA (PyTorch's implementation): on CPU processes BatchNorm statistics stay per process.
+    """
+    t = config.trainer
+    sync_batchnorm = t.sync_batchnorm and _uses_cuda(t.accelerator)
+    return pl.Trainer(
+        max_epochs=t.max_epochs,
+        max_steps=t.max_steps,
+        accelerator=t.accelerator,
+        devices=_devices(t.devices),
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        precision=t.precision,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+        sync_batchnorm=sync_batchnorm,
+        log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.enable_progress_bar,
+        enable_model_summary=False,
+        use_distributed_sampler=False,  # the data module shards batches itself (same global batch at any scale)
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=callbacks,
+        logger=loggers,
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=str(config.run_dir),
+    )
+
+
+def _loggers(run_dir: Path) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
+    return loggers
+
+
+def resolve_resume(config: RunConfig) -> str | None:
+    """The checkpoint to resume from: ``"last"`` is the run's own ``checkpoints/last.ckpt``."""
+    if config.resume is None:
+        return None
+    path = config.run_dir / "checkpoints" / "last.ckpt" if config.resume == "last" else Path(config.resume)
+    path = path.expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"resume: checkpoint {str(path)!r} does not exist")
+    return str(path)
+
+
+def encoder_info(config: RunConfig, views: MultiViews, in_chans: int) -> dict[str, Any]:
+    """The metadata stored with an exported encoder (how to rebuild it and how to feed it)."""
+    spec = views.specs[0]
+    return {
+        "backbone": config.backbone.name,
+        "in_chans": in_chans,
+        "small_input": config.backbone.small_input,
+        "input_size": spec.size,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+        "method": config.method["name"],
+        "config": config_to_dict(config),
+    }
+
+
+def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
+    """Train ``config``'s method; write checkpoints, logs, ``encoder.safetensors`` and the final evaluation.
+
+    The run folder (``config.run_dir``) gets ``config.json``, ``checkpoints/last.ckpt`` (every epoch, written
+    atomically; ``checkpoints/interrupted.ckpt`` on Ctrl-C or a crash), ``logs/metrics.csv``, ``encoder.safetensors``
+    (+ ``encoder.json``) and ``final_eval.json``. ``callbacks`` are extra Lightning callbacks (run before the
+    checkpointing).
+    """
+    run_dir = config.run_dir
+    resume = resolve_resume(config)  # before anything is read or written
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    data = RunDataModule(config.data, config.seed, config.monitor.bank_size, config.monitor.query_size)
+    views = build_views(config, data.channels, data.image_size)
+    method = build_method(config, in_chans=views.specs[0].channels)
+    if method.uses_labels and not data.classes:
+        raise ValueError(f"method {config.method['name']!r} needs labelled data, and {data.describe()} has no labels")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    info = encoder_info(config, views, views.specs[0].channels)
+    module = LitMethod(method, views, config.optim, info, use_labels=method.uses_labels)
+    spec = views.specs[0]
+    monitor = EmbeddingMonitor(
+        config.monitor, data.bank, data.queries, data.health_images(), spec.mean, spec.std, spec.size
+    )
+    checkpoints = run_dir / "checkpoints"
+    callbacks = [
+        monitor,
+        *callbacks,
+        # one file, replaced (atomically, see AtomicCheckpointIO) at the end of every epoch
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            filename="last",
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+        ),
+        InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
+    ]
+    trainer = build_trainer(config, callbacks, _loggers(run_dir))
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    if data.skips.count:
+        print(data.skips.summary(total=len(data.train_indices)))
+    if not trainer.is_global_zero:
+        return TrainResult(run_dir, None, checkpoints / "last.ckpt", monitor.history, None)
+    encoder = save_encoder(method.backbone, run_dir / "encoder.safetensors", info)
+    final = None
+    if config.final_eval.enabled and data.bank is not None:
+        from contrastkit.train.final_eval import final_evaluation, format_table
+
+        final = final_evaluation(config, data, method, views)
+        (run_dir / "final_eval.json").write_text(json.dumps(final, indent=2) + "\n")
+        print(format_table(final))
+    return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", monitor.history, final)
+
+
+__all__ = ["TrainResult", "build_method", "build_trainer", "build_views", "train"]

@@ -1,0 +1,123 @@
+"""The Lightning adapter: any :class:`~contrastkit.methods.Method` as a ``LightningModule``.
+
+Lightning supplies the loop, DDP over devices and nodes, mixed precision, gradient accumulation, checkpointing and
+logging; this adapter only turns a batch of uint8 images into views (batched engine, on the training device),
+calls the method, schedules the learning rate and keeps the method's schedules (EMA momentum, DINO temperatures)
+informed of the progress. Checkpoints also carry the RNG states, so a resumed run draws the same views.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from torch import Tensor
+
+from contrastkit.methods import Method, Progress
+from contrastkit.train.config import OptimConfig
+from contrastkit.train.optim import build_optimizer, build_scheduler
+from contrastkit.views import MultiViews
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) RNG states, as types ``torch.load(weights_only=True)`` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002  (the legacy global state)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "gauss": [has_gauss, gauss],
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` saved."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["gauss"][0], n["gauss"][1]))  # noqa: NPY002
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class LitMethod(pl.LightningModule):
+    """Trains ``method`` on batches ``(images uint8 (B, C, H, W), targets (B,))`` with ``views`` drawn per batch.
+
+    Args:
+        method: the method (backbone, heads and loss).
+        views: the views recipe; ``views.batch`` runs on the batch's device. None: the batch itself is the only
+            view (already float, e.g. sequences for CPC).
+        optim: optimiser and schedule settings.
+        info: the encoder metadata (backbone name, channels, normalisation, the run's config), stored in every
+            checkpoint so ``contrastkit export`` can rebuild the encoder from a checkpoint alone.
+        use_labels: pass the batch's targets to the method (SupCon).
+    """
+
+    def __init__(
+        self,
+        method: Method,
+        views: MultiViews | None,
+        optim: OptimConfig,
+        info: dict[str, Any] | None = None,
+        use_labels: bool = False,
+    ) -> None:
+        super().__init__()
+        self.method = method
+        self.views = views
+        self.optim = optim
+        self.info = info or {}
+        self.use_labels = use_labels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.method.embed(x)
+
+    def _progress(self, batch_idx: int) -> Progress:
+        trainer = self.trainer
+        total = max(int(trainer.estimated_stepping_batches), 1)
+        batches = trainer.num_training_batches
+        fraction = batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
+        return Progress(step=int(trainer.global_step), total_steps=total, epoch=trainer.current_epoch + fraction)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        images, targets = batch
+        self.method.set_progress(self._progress(batch_idx))
+        views = [images] if self.views is None else self.views.batch(images)  # V x (B, C, S, S) float32
+        out = self.method(views, targets if self.use_labels else None)
+        batch_size = images.shape[0]
+        for name, value in out.metrics.items():
+            self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=True)
+        self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
+        return out.loss
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.method.before_optimizer_step()
+
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        self.method.after_optimizer_step()
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        trainer = self.trainer
+        loader_batch = trainer.datamodule.batch_size if trainer.datamodule is not None else 256
+        global_batch = loader_batch * trainer.world_size * trainer.accumulate_grad_batches
+        optimizer = build_optimizer(self.method, self.optim, global_batch)
+        total = max(int(trainer.estimated_stepping_batches), 1)
+        steps_per_epoch = max(total // max(trainer.max_epochs or 1, 1), 1)
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, total, steps_per_epoch)}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("contrastkit", {})
+        if "rng" in saved:
+            set_rng_state(saved["rng"])

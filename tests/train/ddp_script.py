@@ -1,0 +1,56 @@
+"""Trains tiny SimCLR for a few steps; run directly (1 process) or under torchrun (DDP, gloo). Used by test_ddp.py.
+
+Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository root, for tests.train.helpers
+
+from torch import nn
+
+from contrastkit.backbones import register_backbone
+from contrastkit.train.fit import train
+from tests.train.helpers import tiny_config
+
+
+@register_backbone
+def groupnorm_cnn(in_chans: int = 1, small_input: bool = False) -> nn.Module:
+    """A small CNN with GroupNorm: per-sample statistics, so the result cannot depend on how a batch is split
+    (PyTorch's SyncBatchNorm needs CUDA; on CPU processes BatchNorm statistics would be per process)."""
+    del small_input
+    model = nn.Sequential(
+        nn.Conv2d(in_chans, 16, 3, padding=1),
+        nn.GroupNorm(4, 16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, stride=2, padding=1),
+        nn.GroupNorm(4, 32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
+    model.feature_dim = 32
+    return model
+
+
+if __name__ == "__main__":
+    out_dir, processes, global_batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    config = tiny_config(
+        out_dir,
+        f"trainer.devices={processes}",
+        f"data.batch_size={global_batch // processes}",
+        "trainer.strategy=" + ("ddp" if processes > 1 else "auto"),
+        "trainer.max_steps=6",
+        "backbone.name=groupnorm_cnn",
+        "method.batch_norm=false",
+        "trainer.max_epochs=1",
+        # deterministic views (whole image, no flip or jitter): process count must not change what is drawn
+        "views.crop_scale=[1.0,1.0]",
+        "views.hflip_p=0.0",
+        "views.jitter_p=0.0",
+        "views.grayscale_p=0.0",
+    )
+    train(config)

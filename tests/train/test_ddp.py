@@ -1,0 +1,40 @@
+"""Two CPU processes (DDP over gloo, negatives gathered across them) follow the same loss curve as one process
+on the same global batch."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).with_name("ddp_script.py")
+GLOBAL_BATCH = 64
+
+
+def _losses(run_dir: Path) -> list[float]:
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
+    return [float(r["train/loss"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
+
+
+def _run(args: list[str], tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    if done.returncode != 0:
+        pytest.fail(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
+
+
+def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
+    single, double = tmp_path / "single", tmp_path / "double"
+    _run([sys.executable, str(SCRIPT), str(single), "1", str(GLOBAL_BATCH)], tmp_path)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    _run([*torchrun, str(SCRIPT), str(double), "2", str(GLOBAL_BATCH)], tmp_path)
+    one, two = _losses(single / "tiny"), _losses(double / "tiny")
+    assert len(one) == len(two) == 6
+    assert one[0] != one[-1]  # the weights moved, so equal curves mean equal updates, not just an equal start
+    for step, (a, b) in enumerate(zip(one, two, strict=True)):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes {b}"
