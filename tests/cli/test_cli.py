@@ -1,0 +1,95 @@
+"""The command line: recipes, train, export, load_encoder; errors print one line naming the problem."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import contrastkit
+from contrastkit.backbones import EncoderFileError
+from contrastkit.cli.main import main
+from contrastkit.train.fit import train
+from tests.train.helpers import tiny_config
+
+
+def test_recipes_lists_every_builtin_with_a_description(capsys):
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert "simclr-fashion-mnist" in out and "Chen et al. 2020" in out
+
+
+def test_console_script_and_module_entry_point():
+    done = subprocess.run([sys.executable, "-m", "contrastkit", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "train" in done.stdout and "export" in done.stdout
+
+
+def test_print_config_shows_the_validated_config(capsys):
+    assert main(["train", "simclr-fashion-mnist", "trainer.max_epochs=7", "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "max_epochs: 7" in out and "temperature: 0.5" in out
+
+
+def test_bad_override_exits_2_with_the_key(capsys):
+    assert main(["train", "simclr-fashion-mnist", "trainer.max_epoch=1"]) == 2
+    err = capsys.readouterr().err
+    assert "trainer.max_epoch" in err and "trainer.max_epochs" in err
+
+
+def test_train_export_and_load_encoder_round_trip(tmp_path, capsys):
+    result = train(tiny_config(tmp_path, "trainer.max_epochs=1"))
+    assert result.encoder.is_file() and result.encoder.with_suffix(".json").is_file()
+    exported = tmp_path / "exported.safetensors"
+    assert main(["export", str(result.checkpoint), "--out", str(exported)]) == 0
+    encoder = contrastkit.load_encoder(exported)
+    info = json.loads(exported.with_suffix(".json").read_text())
+    assert info["backbone"] == "small_cnn" and info["in_chans"] == 1 and info["input_size"] == 8
+    # the exported weights are the checkpoint's backbone weights, and they compute the trained features
+    state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    for key, value in encoder.state_dict().items():
+        torch.testing.assert_close(value, state[f"method.backbone.{key}"])
+    trained = contrastkit.load_encoder(result.encoder)
+    x = torch.randn(4, 1, 8, 8)
+    torch.testing.assert_close(encoder(x), trained(x))
+    assert encoder(x).shape == (4, encoder.feature_dim)
+
+
+def test_export_refuses_files_that_are_not_contrastkit_checkpoints(tmp_path, capsys):
+    plain = tmp_path / "plain.ckpt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    assert main(["export", str(plain), "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "not a Lightning checkpoint" in capsys.readouterr().err
+    assert main(["export", str(tmp_path / "missing.ckpt"), "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("pickled code ran",))
+
+
+def test_export_never_unpickles_code(tmp_path, capsys):
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"state_dict": {}, "payload": Evil()}, evil)
+    assert main(["export", str(evil), "--out", str(tmp_path / "x.safetensors")]) == 2
+    captured = capsys.readouterr()
+    assert "pickled code ran" not in captured.out
+    assert "weights_only" in captured.err
+
+
+def test_load_encoder_refuses_other_files(tmp_path):
+    from safetensors.torch import save_file
+
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, foreign)
+    with pytest.raises(EncoderFileError, match="not a contrastkit export"):
+        contrastkit.load_encoder(foreign)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(EncoderFileError, match=r"junk\.safetensors: not a safetensors file"):
+        contrastkit.load_encoder(junk)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        contrastkit.load_encoder(tmp_path / "missing.safetensors")

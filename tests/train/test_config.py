@@ -1,0 +1,89 @@
+"""The whole config is validated before any data is read: unknown keys, wrong types, bad values."""
+
+from __future__ import annotations
+
+import pytest
+
+from contrastkit.train.config import ConfigError, config_to_dict, list_recipes, load_config
+from tests.train.helpers import tiny_config
+
+
+def test_every_builtin_recipe_validates():
+    names = list_recipes()
+    assert "simclr-fashion-mnist" in names
+    for name in names:
+        config = load_config(name)
+        assert config.method["name"]
+        assert config.views["recipe"]
+
+
+def test_overrides_apply_with_types():
+    config = load_config(
+        "simclr-fashion-mnist", ["trainer.max_epochs=5", "data.path=~/images", "optim.betas=[0.9,0.95]"]
+    )
+    assert config.trainer.max_epochs == 5
+    assert config.data.path == "~/images"
+    assert config.optim.betas == (0.9, 0.95)
+    config = load_config("simclr-fashion-mnist", ["views.crop_scale=[0.3,1.0]", "method.temperature=0.2"])
+    assert config.views["crop_scale"] == (0.3, 1.0)  # back to the tuple the constructor takes
+    assert config.method["temperature"] == 0.2
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.max_epoch=5", r"unknown key 'trainer.max_epoch' \(did you mean 'trainer.max_epochs'\?\)"),
+        ("datta.name=digits", r"unknown key 'datta' \(did you mean 'data'\?\)"),
+        ("method.temprature=0.1", r"unknown key 'method.temprature' \(did you mean 'method.temperature'\?\)"),
+        ("views.jiter_strength=0.5", r"did you mean 'views.jitter_strength'"),
+        ("trainer.max_epochs=abc", r"trainer.max_epochs: expected int"),
+        ("method.temperature=hot", r"method.temperature: expected float"),
+        ("data.download=maybe", r"data.download: expected bool"),
+        ("views.crop_scale=[0.1,0.2,0.3]", r"views.crop_scale must have 2 values"),
+        ("optim.name=lasr", r"optim.name must be one of sgd, adamw, lars.*did you mean 'lars'"),
+        ("trainer.precision=fp8", r"trainer.precision must be one of"),
+        ("method.name=simclrr", r"unknown method 'simclrr'. Did you mean 'simclr'"),
+        ("views.recipe=simcl", r"unknown views recipe 'simcl'. Did you mean 'simclr'"),
+        ("data.batch_size=0", r"data.batch_size must be >= 1"),
+        ("optim.lr=-1", r"optim.lr must be > 0"),
+        ("max_epochs", r"must look like section.key=value"),
+    ],
+)
+def test_bad_config_is_refused_with_the_key_and_a_hint(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("simclr-fashion-mnist", [override])
+
+
+def test_unknown_recipe_and_bad_yaml(tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"unknown recipe 'simclr-fashon-mnist' \(did you mean 'simclr-fashion-mnist'"
+    ):
+        load_config("simclr-fashon-mnist")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("trainer: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml: not a valid YAML config"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+    no_method = tmp_path / "no_method.yaml"
+    no_method.write_text("trainer:\n  max_epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"method\.name is missing"):
+        load_config(no_method)
+
+
+def test_config_is_refused_before_any_data_is_read(tmp_path, monkeypatch):
+    import contrastkit.train.data_module as data_module
+
+    def fail(*args, **kwargs):
+        raise AssertionError("data was read before the config was validated")
+
+    monkeypatch.setattr(data_module, "load_dataset", fail)
+    from contrastkit.cli.main import main
+
+    assert main(["train", "simclr-fashion-mnist", "trainer.max_epoch=1", f"out_dir={tmp_path}"]) == 2
+
+
+def test_round_trip_through_plain_data(tmp_path):
+    config = tiny_config(tmp_path)
+    again = load_config(config_to_dict(config))
+    assert config_to_dict(again) == config_to_dict(config)
