@@ -1,0 +1,29 @@
+"""Evaluation of frozen embeddings, for any encoder: kNN, linear probe and representation health.
+
+Importing this package imports neither Lightning nor FAISS.
+"""
+
+from contrastkit.eval.health import (
+    EmbeddingStd,
+    alignment,
+    collapse_warnings,
+    embedding_std,
+    rankme,
+    uniformity,
+)
+from contrastkit.eval.knn import KNNResult, knn_accuracy, knn_scores
+from contrastkit.eval.linear_probe import LinearProbeResult, linear_probe
+
+__all__ = [
+    "EmbeddingStd",
+    "KNNResult",
+    "LinearProbeResult",
+    "alignment",
+    "collapse_warnings",
+    "embedding_std",
+    "knn_accuracy",
+    "knn_scores",
+    "linear_probe",
+    "rankme",
+    "uniformity",
+]
