@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from contrastkit.eval._inputs import as_embeddings, as_labels
 
-DEFAULT_WEIGHT_DECAYS = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+DEFAULT_WEIGHT_DECAYS = (1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6)
 
 
 @dataclass(frozen=True)
@@ -18,8 +21,48 @@ class LinearProbeResult:
     """Accuracy of the refitted probe on the test set, and the selection that led to it."""
 
     accuracy: float  # test accuracy of the probe refitted on all training embeddings
-    weight_decay: float  # the chosen L2 strength (per sample: sklearn C = 1 / (weight_decay * N))
+    weight_decay: float  # the chosen L2 strength (scikit-learn's C = 1 / (weight_decay * n_train))
     val_accuracy: float  # validation accuracy of the chosen value
+
+
+def fit_logistic_regression(
+    x: Tensor, y: Tensor, num_classes: int, weight_decay: float, init: Tensor | None = None, max_iter: int = 200
+) -> Tensor:
+    """Weights ``(D + 1, C)`` (last row: bias) minimising ``mean CE(x W + b, y) + weight_decay / 2 * ||W||^2``.
+
+    The multinomial logistic regression of scikit-learn's ``LogisticRegression(C=1 / (weight_decay * N))`` (bias
+    not penalised), solved by full-batch L-BFGS with a strong-Wolfe line search in float32 torch: several times
+    faster than scikit-learn's solver on 2 cores, to the same optimum (strictly convex objective).
+    """
+    w = torch.zeros(x.shape[1] + 1, num_classes) if init is None else init.clone()  # (D + 1, C)
+    w.requires_grad_(True)
+    opt = torch.optim.LBFGS(
+        [w], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe", tolerance_grad=1e-7
+    )
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        logits = x @ w[:-1] + w[-1]  # (N, C)
+        loss = F.cross_entropy(logits, y) + 0.5 * weight_decay * w[:-1].pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return w.detach()
+
+
+def _accuracy(w: Tensor, x: Tensor, y: Tensor) -> float:
+    return float(((x @ w[:-1] + w[-1]).argmax(dim=1) == y).float().mean())
+
+
+def _stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(y):
+        members = rng.permutation(np.flatnonzero(y == c))
+        val.append(members[: max(1, round(fraction * len(members)))])
+    val_idx = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(y)), val_idx), val_idx
 
 
 def linear_probe(
@@ -30,27 +73,24 @@ def linear_probe(
     weight_decays: Sequence[float] = DEFAULT_WEIGHT_DECAYS,
     val_fraction: float = 0.1,
     seed: int = 0,
-    max_iter: int = 1000,
+    max_iter: int = 200,
 ) -> LinearProbeResult:
-    """Multinomial logistic regression (L-BFGS, scikit-learn) on standardised frozen features.
+    """Multinomial logistic regression on standardised frozen features, weight decay chosen on validation.
 
-    Each weight decay ``wd`` (the L2 penalty ``wd/2 ||W||^2`` added to the mean cross-entropy, i.e. sklearn's
-    ``C = 1 / (wd * n_train)``) is fitted on the training embeddings minus a stratified validation split and
-    scored on that split; the best is refitted on all training embeddings and scored on the test set. Features are
-    standardised with the training statistics.
+    Each weight decay (the L2 penalty ``wd/2 ||W||^2`` added to the mean cross-entropy, i.e. scikit-learn's
+    ``C = 1 / (wd * n)``) is fitted on the training embeddings minus a stratified validation split (largest decay
+    first, each fit warm-started from the previous) and scored on that split; the best (ties: the larger decay) is
+    refitted on all training embeddings and scored on the test set. Features are standardised with the training
+    statistics.
 
     Raises:
         ValueError: mismatched lengths, empty or non-finite embeddings, different dimensions, a class with
             fewer than 2 training samples, or an empty weight-decay grid.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import train_test_split
-    from sklearn.preprocessing import StandardScaler
-
-    x_train = as_embeddings("train_emb", train_emb).numpy().astype(np.float64)
-    y_train = as_labels("train_labels", train_labels, len(x_train), "train_emb").numpy()
-    x_test = as_embeddings("test_emb", test_emb).numpy().astype(np.float64)
-    y_test = as_labels("test_labels", test_labels, len(x_test), "test_emb").numpy()
+    x_train = as_embeddings("train_emb", train_emb)
+    y_train = as_labels("train_labels", train_labels, len(x_train), "train_emb")
+    x_test = as_embeddings("test_emb", test_emb)
+    y_test = as_labels("test_labels", test_labels, len(x_test), "test_emb")
     if x_train.shape[1] != x_test.shape[1]:
         raise ValueError(
             f"train_emb has dimension {x_train.shape[1]} but test_emb has {x_test.shape[1]}: they must match"
@@ -59,22 +99,24 @@ def linear_probe(
         raise ValueError("weight_decays is empty: give at least one value")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    counts = np.bincount(y_train)
-    if (counts[counts > 0] < 2).any():
+    counts = torch.bincount(y_train)
+    if bool((counts[counts > 0] < 2).any()):
         raise ValueError("every class in train_labels needs at least 2 samples (one may go to the validation split)")
+    classes = int(max(int(y_train.max()), int(y_test.max()))) + 1
 
-    def fit(x: np.ndarray, y: np.ndarray, wd: float) -> Any:
-        scaler = StandardScaler().fit(x)
-        model = LogisticRegression(C=1.0 / (wd * len(x)), max_iter=max_iter)
-        return scaler, model.fit(scaler.transform(x), y)
+    def standardise(fit: Tensor, *others: Tensor) -> list[Tensor]:
+        mean, std = fit.mean(dim=0), fit.std(dim=0, unbiased=False).clamp_min(1e-8)
+        return [(t - mean) / std for t in (fit, *others)]
 
-    x_fit, x_val, y_fit, y_val = train_test_split(
-        x_train, y_train, test_size=val_fraction, stratify=y_train, random_state=seed
-    )
-    scored = []
-    for wd in weight_decays:
-        scaler, model = fit(x_fit, y_fit, wd)
-        scored.append((float(model.score(scaler.transform(x_val), y_val)), -wd, wd))
-    val_accuracy, _, best = max(scored)  # ties: the stronger decay
-    scaler, model = fit(x_train, y_train, best)
-    return LinearProbeResult(float(model.score(scaler.transform(x_test), y_test)), float(best), val_accuracy)
+    fit_idx, val_idx = _stratified_split(y_train.numpy(), val_fraction, seed)
+    x_fit, x_val = standardise(x_train[fit_idx], x_train[val_idx])
+    y_fit, y_val = y_train[fit_idx], y_train[val_idx]
+    scored, w = [], None
+    for wd in sorted(weight_decays, reverse=True):
+        w = fit_logistic_regression(x_fit, y_fit, classes, wd, init=w, max_iter=max_iter)
+        scored.append((_accuracy(w, x_val, y_val), wd))
+    best_val = max(acc for acc, _ in scored)
+    best = max(wd for acc, wd in scored if acc == best_val)
+    x_all, x_te = standardise(x_train, x_test)
+    w = fit_logistic_regression(x_all, y_train, classes, best, max_iter=max_iter)
+    return LinearProbeResult(_accuracy(w, x_te, y_test), float(best), float(best_val))

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from contrastkit.eval import knn_accuracy, linear_probe
 
+from contrastkit.eval import knn_accuracy, linear_probe
 from contrastkit.methods import Method
 from contrastkit.train.config import RunConfig
 from contrastkit.train.data_module import Labelled, RunDataModule, take
