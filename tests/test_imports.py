@@ -10,3 +10,15 @@ def test_losses_import_without_lightning():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout.strip()) >= 10
+
+
+def test_library_packages_import_without_lightning():
+    """Views, heads, eval, methods, backbones and load_encoder are plain torch: usable in anyone's loop."""
+    code = (
+        "import sys, contrastkit, contrastkit.views, contrastkit.heads, contrastkit.eval, contrastkit.methods, "
+        "contrastkit.backbones; "
+        "heavy = ('lightning', 'pytorch_lightning', 'lightly', 'omegaconf'); "
+        "bad = [m for m in sys.modules if m.split('.')[0] in heavy]; "
+        "assert not bad, bad; assert callable(contrastkit.load_encoder)"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
