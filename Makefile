@@ -23,7 +23,7 @@ $(FMNIST):
 
 # The main job: `contrastkit train` for about five minutes of two CPU cores, then kNN and linear-probe accuracy
 # next to the random-init encoder and raw pixels. Fashion-MNIST when present, else scikit-learn's digits.
-DEMO_FMNIST := name=demo trainer.max_epochs=2 data.train_fraction=0.5 monitor.bank_size=5000 monitor.query_size=2000
+DEMO_FMNIST := name=demo trainer.max_epochs=2 data.train_fraction=0.8 monitor.bank_size=5000 monitor.query_size=2000
 DEMO_DIGITS := name=demo
 demo: $(STAMP) | $(FMNIST)
 	@if $(PY) -c "from contrastkit.data import load_dataset; load_dataset('fashion-mnist')" 2>/dev/null; then \
