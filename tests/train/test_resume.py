@@ -25,12 +25,20 @@ def _weights(path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
 
 
-@pytest.mark.parametrize("method", ["simclr"])
+METHOD_OVERRIDES = {
+    "simclr": (),
+    # a queue of negatives and an EMA key encoder: both must come back from the checkpoint
+    "moco": ("method.queue_size=256",),
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_OVERRIDES))
 def test_crash_then_resume_matches_uninterrupted_run(tmp_path, method):
-    full = train(tiny_config(tmp_path / "full", "trainer.max_epochs=3"))
+    extra = METHOD_OVERRIDES[method]
+    full = train(tiny_config(tmp_path / "full", "trainer.max_epochs=3", *extra, method=method))
     reference = _weights(full.checkpoint)
 
-    crashed_config = tiny_config(tmp_path / "crash", "trainer.max_epochs=3")
+    crashed_config = tiny_config(tmp_path / "crash", "trainer.max_epochs=3", *extra, method=method)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train(crashed_config, callbacks=[CrashAt(epoch=1, batch=3)])
     checkpoints = crashed_config.run_dir / "checkpoints"
@@ -39,7 +47,7 @@ def test_crash_then_resume_matches_uninterrupted_run(tmp_path, method):
     assert last["epoch"] == 0  # the crash left the end-of-epoch-0 checkpoint intact
     assert not list(checkpoints.glob("*.tmp"))  # no half-written file around
 
-    resumed = train(tiny_config(tmp_path / "crash", "trainer.max_epochs=3", "resume=last"))
+    resumed = train(tiny_config(tmp_path / "crash", "trainer.max_epochs=3", "resume=last", *extra, method=method))
     weights = _weights(resumed.checkpoint)
     assert weights.keys() == reference.keys()
     for key in reference:
