@@ -101,13 +101,18 @@ class ShardedBatchSampler(Sampler[list[int]]):
         return len(self.order) // self.batch_size
 
 
-def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[Skipped]]:
-    """``(images uint8 (B, C, S, S), targets (B,), skipped)`` from per-image items, Skipped ones dropped."""
+def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str, str, str]]]:
+    """``(images uint8 (B, C, S, S), targets (B,), skipped)`` from per-image items, Skipped ones dropped.
+
+    ``skipped`` holds ``(path, reason, detail)`` tuples of the dropped items: plain data, which Lightning's batch
+    transfer can walk (a frozen dataclass it cannot); :meth:`RunDataModule.on_after_batch_transfer` counts them.
+    """
     kept, skipped = split_skipped(batch)
+    records = [(s.path, s.reason, s.detail) for s in skipped]
     if not kept:
-        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), skipped
+        return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), records
     images = torch.stack([image for image, _ in kept])
-    return images, torch.tensor([t for _, t in kept], dtype=torch.long), skipped
+    return images, torch.tensor([t for _, t in kept], dtype=torch.long), records
 
 
 @dataclass
@@ -235,7 +240,7 @@ class RunDataModule(pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
         if len(batch) == 3:  # per-image loading: count the unreadable images, train on the rest
             images, targets, skipped = batch
-            self.skips.add(skipped)
+            self.skips.add(Skipped(*record) for record in skipped)
             return images, targets
         return batch
 

@@ -87,8 +87,10 @@ class LitMethod(pl.LightningModule):
         fraction = batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
         return Progress(step=int(trainer.global_step), total_steps=total, epoch=trainer.current_epoch + fraction)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
         images, targets = batch
+        if images.shape[0] == 0:  # every image of this batch was unreadable (skipped and counted): no step
+            return None
         self.method.set_progress(self._progress(batch_idx))
         views = [images] if self.views is None else self.views.batch(images)  # V x (B, C, S, S) float32
         out = self.method(views, targets if self.use_labels else None)

@@ -1,0 +1,43 @@
+"""`contrastkit train RECIPE data.path=FOLDER`: your own images, resized, a corrupt file skipped and counted."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from contrastkit.train.config import load_config
+from contrastkit.train.fit import train
+
+
+def test_train_on_a_folder_of_images_with_a_corrupt_file(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for label in ("cats", "dogs"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(40):
+            size = (int(rng.integers(20, 40)), int(rng.integers(20, 40)))  # mixed sizes, RGB
+            pixels = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / label / f"{i}.png")
+    (tmp_path / "images" / "cats" / "broken.png").write_bytes(b"not a png")
+    config = load_config(
+        "simclr-fashion-mnist",
+        [
+            f"data.path={tmp_path / 'images'}",
+            "data.image_size=16",
+            "data.batch_size=16",
+            "data.num_workers=0",
+            "trainer.max_epochs=1",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "monitor.bank_size=40",
+            "monitor.query_size=20",
+            "monitor.knn_k=5",
+            "final_eval.enabled=false",
+            f"out_dir={tmp_path / 'runs'}",
+        ],
+    )
+    result = train(config)
+    out = capsys.readouterr().out
+    assert "broken.png" in out and "1" in out  # the skip report names the file
+    assert result.monitor and 0.0 <= result.monitor[0]["knn/top1"] <= 1.0  # class folders give labels
+    info = (result.run_dir / "encoder.json").read_text()
+    assert '"in_chans": 3' in info and '"input_size": 16' in info
