@@ -1,0 +1,173 @@
+"""Similarity search over embeddings on FAISS: exact inner product by default, IVF or HNSW for large collections."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+KINDS = ("exact", "ivf", "hnsw")
+META_SUFFIX = ".json"
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The ``k`` best gallery rows for each query, best first."""
+
+    scores: np.ndarray  # (M, k) float32 cosine similarities (inner products of normalised vectors)
+    ids: np.ndarray  # (M, k) int64 row ids in the index (-1 where fewer than k rows exist)
+
+
+def _as_vectors(name: str, x: Any, dim: int | None = None) -> np.ndarray:
+    a = np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
+    if a.ndim == 1:
+        a = a[None]
+    if a.ndim != 2 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"{name} must be a non-empty (N, D) array, got shape {a.shape}")
+    if dim is not None and a.shape[1] != dim:
+        raise ValueError(f"{name} has dimension {a.shape[1]} but the index holds {dim}-dimensional embeddings")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        bad = int((~np.isfinite(a)).any(axis=1).sum())
+        raise ValueError(f"{name} has NaN or infinite values in {bad} of {a.shape[0]} rows")
+    return a
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(a, axis=1, keepdims=True)
+    return a / np.maximum(norms, 1e-12)
+
+
+class EmbeddingIndex:
+    """Cosine-similarity search: vectors are L2-normalised and searched by inner product with FAISS.
+
+    Args:
+        dim: embedding dimension D.
+        kind: ``"exact"`` (``IndexFlatIP``, brute force, the default), ``"ivf"`` (``IndexIVFFlat``: ``nlist``
+            k-means cells, ``nprobe`` visited per query; trained on the first vectors added) or ``"hnsw"``
+            (``IndexHNSWFlat`` graph, ``m`` links per node, ``ef_search`` candidates per query).
+        nlist, nprobe: IVF parameters (Jegou et al. 2011).
+        m, ef_search: HNSW parameters (Malkov & Yashunin 2018).
+    """
+
+    def __init__(
+        self, dim: int, kind: str = "exact", nlist: int = 1024, nprobe: int = 32, m: int = 32, ef_search: int = 128
+    ) -> None:
+        import faiss
+
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if dim < 1:
+            raise ValueError(f"dim must be >= 1, got {dim}")
+        self.dim, self.kind = int(dim), kind
+        self.params = {"nlist": nlist, "nprobe": nprobe, "m": m, "ef_search": ef_search}
+        if kind == "exact":
+            self.index = faiss.IndexFlatIP(dim)
+        elif kind == "ivf":
+            self._quantizer = faiss.IndexFlatIP(dim)
+            self.index = faiss.IndexIVFFlat(self._quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)
+            self.index.nprobe = nprobe
+        else:
+            self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
+            self.index.hnsw.efSearch = ef_search
+
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, embeddings: Any) -> None:
+        """Append ``(N, D)`` embeddings; their ids continue from ``len(self)``. An IVF index trains on the first add
+        (it needs at least ``nlist`` vectors)."""
+        x = _normalise(_as_vectors("embeddings", embeddings, self.dim))
+        if not self.index.is_trained:
+            if len(x) < self.params["nlist"]:
+                raise ValueError(
+                    f"an IVF index with nlist={self.params['nlist']} needs at least that many vectors in its first "
+                    f"add, got {len(x)}: add more at once or lower nlist"
+                )
+            self.index.train(x)
+        self.index.add(x)
+
+    def search(self, queries: Any, k: int = 10) -> SearchResult:
+        """The ``k`` most similar rows to each of ``(M, D)`` queries (cosine similarity, best first)."""
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        if len(self) == 0:
+            raise ValueError("the index is empty: add embeddings before searching")
+        q = _normalise(_as_vectors("queries", queries, self.dim))
+        scores, ids = self.index.search(q, k)
+        return SearchResult(scores, ids)
+
+    def near_duplicates(self, threshold: float = 0.95, k: int = 10) -> list[list[int]]:
+        """Groups of rows whose cosine similarity is >= ``threshold`` (connected components over the ``k``
+        nearest neighbours of each row), largest group first; rows without a near duplicate are left out."""
+        if not -1.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold is a cosine similarity in [-1, 1], got {threshold}")
+        n = len(self)
+        if n == 0:
+            return []
+        vectors = self.index.reconstruct_n(0, n) if self.kind != "ivf" else None
+        if vectors is None:
+            raise ValueError("near_duplicates needs an exact or HNSW index (IVF does not keep the vectors in order)")
+        result = self.search(vectors, min(k + 1, n))
+        parent = list(range(n))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        for i in range(n):
+            for score, j in zip(result.scores[i], result.ids[i], strict=True):
+                if j >= 0 and j != i and score >= threshold:
+                    parent[find(i)] = find(int(j))
+        groups: dict[int, list[int]] = {}
+        for i in range(n):
+            groups.setdefault(find(i), []).append(i)
+        return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: (-len(g), g[0]))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the FAISS index to ``path`` and its settings to ``path`` + ``.json`` (temp file + rename)."""
+        import faiss
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        faiss.write_index(self.index, str(tmp))
+        os.replace(tmp, path)
+        meta = {"format": "contrastkit-index", "dim": self.dim, "kind": self.kind, "count": len(self), **self.params}
+        Path(str(path) + META_SUFFIX).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> EmbeddingIndex:
+        """An index written by :meth:`save`; a file that is not one is refused by name."""
+        import faiss
+
+        path = Path(path)
+        meta_path = Path(str(path) + META_SUFFIX)
+        if not path.is_file():
+            raise FileNotFoundError(f"index file {str(path)!r} does not exist")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{path}: no readable {meta_path.name} beside it ({e}); not a contrastkit index") from None
+        if meta.get("format") != "contrastkit-index":
+            raise ValueError(f"{meta_path}: not a contrastkit index description")
+        try:
+            index = faiss.read_index(str(path))
+        except RuntimeError as e:
+            raise ValueError(f"{path}: not a readable FAISS index ({str(e).splitlines()[0]})") from None
+        if index.d != meta["dim"]:
+            raise ValueError(f"{path}: index dimension {index.d} does not match {meta_path.name} ({meta['dim']})")
+        out = cls(meta["dim"], meta["kind"], meta["nlist"], meta["nprobe"], meta["m"], meta["ef_search"])
+        out.index = index
+        if meta["kind"] == "ivf":
+            index.nprobe = meta["nprobe"]
+        elif meta["kind"] == "hnsw":
+            index.hnsw.efSearch = meta["ef_search"]
+        return out
