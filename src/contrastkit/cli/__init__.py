@@ -1,4 +1,4 @@
-"""The ``contrastkit`` command line: ``train``, ``recipes``, ``export`` (see ``contrastkit --help``)."""
+"""The ``contrastkit`` command line: ``train``, ``recipes``, ``export``, ``embed`` (see ``contrastkit --help``)."""
 
 from contrastkit.cli.main import main
 

@@ -15,6 +15,7 @@ EPILOG = """examples:
   contrastkit train byol-cifar10 data.path=~/images trainer.devices=2 trainer.precision=bf16-mixed
   contrastkit train my-config.yaml resume=last
   contrastkit export runs/simclr-fashion-mnist/checkpoints/last.ckpt --out encoder.safetensors
+  contrastkit embed runs/simclr-fashion-mnist/encoder.safetensors fashion-mnist --split test --out emb/
 """
 
 
@@ -60,6 +61,26 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    import contrastkit
+    from contrastkit.data import load_dataset
+    from contrastkit.index.embed import embed_dataset
+
+    encoder = contrastkit.load_encoder(args.encoder)
+    dataset = load_dataset(args.data, split=args.split)
+    summary = embed_dataset(
+        encoder, dataset, args.out, args.batch_size, args.num_workers, float16=args.float16, progress=not args.quiet
+    )
+    skipped = (
+        f", {len(summary['skipped'])} unreadable images skipped (listed in embed.json)" if summary["skipped"] else ""
+    )
+    print(
+        f"wrote {summary['rows']} x {summary['dim']} {summary['dtype']} embeddings to {args.out}/embeddings.npy "
+        f"(row ids in ids.txt){skipped}"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contrastkit",
@@ -79,6 +100,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", metavar="CKPT", help="a .ckpt written by contrastkit train")
     p.add_argument("--out", required=True, help="output file, e.g. encoder.safetensors")
     p.set_defaults(func=_export)
+    p = sub.add_parser("embed", help="embed a data set with an encoder: embeddings.npy + ids.txt, streamed")
+    p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from contrastkit train / export")
+    p.add_argument("data", metavar="DATA", help="a built-in data set name or a path (folder, listing, ...)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--split", default=None, help="split of a built-in data set (default: train)")
+    p.add_argument("--float16", action="store_true", help="store float16 embeddings (half the disk)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_embed)
     return parser
 
 

@@ -1,0 +1,113 @@
+"""``contrastkit embed``: the embeddings of a whole data set, streamed to disk in bounded memory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from contrastkit.data.multi_view_dataset import match_channels
+from contrastkit.data.skip_report import Skipped, SkipReport, split_skipped
+
+
+class _Prepared(Dataset):
+    """Items ``(uint8 (C, S, S), id)`` at the encoder's channels and input size; unreadable items stay Skipped."""
+
+    def __init__(self, dataset: Any, channels: int, size: int) -> None:
+        self.dataset, self.channels, self.size = dataset, channels, size
+        samples = getattr(dataset, "samples", None)
+        self.ids = [str(p) for p, _ in samples] if samples is not None else None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str] | Skipped:
+        from contrastkit.train.data_module import resize_center_crop
+
+        item = self.dataset[index]
+        if isinstance(item, Skipped):
+            return item
+        image = resize_center_crop(match_channels(item[0], self.channels), self.size)
+        return image, self.ids[index] if self.ids is not None else str(index)
+
+
+def _collate(batch: list[Any]) -> tuple[torch.Tensor, list[str], list[tuple[str, str, str]]]:
+    kept, skipped = split_skipped(batch)
+    images = torch.stack([im for im, _ in kept]) if kept else torch.empty(0, dtype=torch.uint8)
+    return images, [i for _, i in kept], [(s.path, s.reason, s.detail) for s in skipped]
+
+
+def embed_dataset(
+    encoder: torch.nn.Module,
+    dataset: Any,
+    out_dir: str | os.PathLike,
+    batch_size: int = 256,
+    num_workers: int = 2,
+    float16: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Write ``embeddings.npy`` (float32, or float16), ``ids.txt`` (a file path or data-set index per row) and
+    ``embed.json`` for every readable image of ``dataset``.
+
+    Rows are written into a memory-mapped ``.npy`` as batches arrive, so memory stays one batch whatever the
+    data size. Unreadable images are skipped, counted and listed in ``embed.json``.
+
+    Args:
+        encoder: from :func:`contrastkit.load_encoder` (its ``encoder_info`` gives channels, size, mean, std).
+        dataset: a map-style data set of ``(uint8 image, target)`` items (``load_dataset``).
+        out_dir: output folder (created).
+    """
+    from tqdm.auto import tqdm
+
+    from contrastkit.train.monitor import embed_images
+
+    info = encoder.encoder_info
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    prepared = _Prepared(dataset, int(info["in_chans"]), int(info["input_size"]))
+    n = len(prepared)
+    if n == 0:
+        raise ValueError(f"{dataset!r} has no samples: nothing to embed")
+    loader = DataLoader(prepared, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate)
+    dtype = np.float16 if float16 else np.float32
+    dim = int(encoder.feature_dim)
+    partial = out / ".embeddings.partial.npy"
+    rows = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n, dim))
+    skips, written = SkipReport(), 0
+    device = next(encoder.parameters()).device
+    with open(out / "ids.txt", "w") as ids_file:
+        for images, ids, skipped in tqdm(loader, desc="embed", unit="batch", disable=not progress):
+            skips.add(Skipped(*s) for s in skipped)
+            if len(ids) == 0:
+                continue
+            features = embed_images(encoder, images, tuple(info["mean"]), tuple(info["std"]), prepared.size, device)
+            rows[written : written + len(ids)] = features.numpy().astype(dtype)  # (b, D)
+            written += len(ids)
+            ids_file.writelines(f"{i}\n" for i in ids)
+    rows.flush()
+    del rows
+    final = out / "embeddings.npy"
+    if written == n:
+        os.replace(partial, final)
+    else:  # drop the rows of skipped images, copying in chunks
+        source = np.load(partial, mmap_mode="r")
+        target = np.lib.format.open_memmap(final, mode="w+", dtype=dtype, shape=(written, dim))
+        for start in range(0, written, 65536):
+            target[start : start + 65536] = source[start : min(start + 65536, written)]
+        target.flush()
+        del source, target
+        partial.unlink()
+    summary = {
+        "rows": written,
+        "dim": dim,
+        "dtype": np.dtype(dtype).name,
+        "skipped": [{"path": s.path, "reason": s.reason} for s in skips.items],
+        "encoder": {k: info[k] for k in ("backbone", "in_chans", "input_size", "method") if k in info},
+    }
+    (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
