@@ -1,4 +1,4 @@
-"""Evaluation of frozen embeddings, for any encoder: kNN, linear probe and representation health.
+"""Evaluation of frozen embeddings, for any encoder: kNN, linear probe, retrieval and representation health.
 
 Importing this package imports neither Lightning nor FAISS.
 """
@@ -13,6 +13,7 @@ from contrastkit.eval.health import (
 )
 from contrastkit.eval.knn import KNNResult, knn_accuracy, knn_scores
 from contrastkit.eval.linear_probe import LinearProbeResult, linear_probe
+from contrastkit.eval.retrieval import retrieval_metrics
 
 __all__ = [
     "EmbeddingStd",
@@ -25,5 +26,6 @@ __all__ = [
     "knn_scores",
     "linear_probe",
     "rankme",
+    "retrieval_metrics",
     "uniformity",
 ]
