@@ -35,9 +35,9 @@ from torch import nn
 from contrastkit.backbones import SmallCNN
 from contrastkit.data import load_dataset
 from contrastkit.eval import knn_accuracy, linear_probe
+from contrastkit.eval.embed_images import embed_images
 from contrastkit.train.config import load_config
 from contrastkit.train.fit import train
-from contrastkit.train.monitor import embed_images
 from contrastkit.views.view_spec import IMAGENET_MEAN, IMAGENET_STD
 
 BATCH, LR, WD, TEMPERATURE = 256, 0.06, 5e-4, 0.5

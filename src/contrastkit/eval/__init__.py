@@ -3,6 +3,7 @@
 Importing this package imports neither Lightning nor FAISS.
 """
 
+from contrastkit.eval.embed_images import embed_images
 from contrastkit.eval.health import (
     EmbeddingStd,
     alignment,
@@ -21,6 +22,7 @@ __all__ = [
     "LinearProbeResult",
     "alignment",
     "collapse_warnings",
+    "embed_images",
     "embedding_std",
     "knn_accuracy",
     "knn_scores",

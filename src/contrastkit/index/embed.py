@@ -64,7 +64,7 @@ def embed_dataset(
     """
     from tqdm.auto import tqdm
 
-    from contrastkit.train.monitor import embed_images
+    from contrastkit.eval.embed_images import embed_images
 
     info = encoder.encoder_info
     out = Path(out_dir)
