@@ -1,4 +1,4 @@
-"""The ``contrastkit`` command line: ``train``, ``recipes``, ``export``, ``embed`` (see ``contrastkit --help``)."""
+"""The ``contrastkit`` command line: train, recipes, export, embed, eval (see ``contrastkit --help``)."""
 
 from contrastkit.cli.main import main
 

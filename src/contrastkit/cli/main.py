@@ -16,6 +16,7 @@ EPILOG = """examples:
   contrastkit train my-config.yaml resume=last
   contrastkit export runs/simclr-fashion-mnist/checkpoints/last.ckpt --out encoder.safetensors
   contrastkit embed runs/simclr-fashion-mnist/encoder.safetensors fashion-mnist --split test --out emb/
+  contrastkit eval runs/simclr-fashion-mnist/encoder.safetensors --data fashion-mnist
 """
 
 
@@ -81,6 +82,52 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+    import torch
+
+    import contrastkit
+    from contrastkit.backbones import create_backbone
+    from contrastkit.data import ArrayImageDataset, load_dataset
+    from contrastkit.data.registry import get_dataset, is_registered
+    from contrastkit.eval import evaluate_encoder, format_report
+    from contrastkit.train.data_module import FixedSizeImages, take
+
+    encoder = contrastkit.load_encoder(args.encoder)
+    info = encoder.encoder_info
+    rng = np.random.default_rng(args.seed)
+
+    def prepared(dataset):
+        if isinstance(dataset, ArrayImageDataset):
+            return dataset
+        return FixedSizeImages(dataset, int(info["input_size"]), int(info["in_chans"]))
+
+    if is_registered(args.data) and "test" in (get_dataset(args.data).splits or ()):
+        train_set, test_set = (prepared(load_dataset(args.data, split=s)) for s in ("train", "test"))
+        train = take(train_set, rng.permutation(len(train_set))[: args.train_size])
+        test = take(test_set, rng.permutation(len(test_set))[: args.test_size])
+    else:
+        dataset = prepared(load_dataset(args.data))
+        order = rng.permutation(len(dataset))
+        cut = min(args.test_size, len(order) // 5)
+        test, train = take(dataset, order[:cut]), take(dataset, order[cut : cut + args.train_size])
+    if len(train.labels) == 0 or len(test.labels) == 0:
+        raise ValueError(f"{args.data}: no labelled images to evaluate on (class folders or a labelled data set)")
+    torch.manual_seed(args.seed)
+    kwargs = dict(info.get("backbone_kwargs") or {})
+    random_init = create_backbone(info["backbone"], int(info["in_chans"]), bool(info.get("small_input")), **kwargs)
+    result = evaluate_encoder(
+        encoder, (train.images, train.labels), (test.images, test.labels), random_init, k=args.k, seed=args.seed
+    )
+    print(format_report(result))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contrastkit",
@@ -110,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_embed)
+    p = sub.add_parser("eval", help="kNN, linear probe, retrieval and health of an encoder vs random init and pixels")
+    p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from contrastkit train / export")
+    p.add_argument("--data", required=True, help="a labelled built-in data set (its test split is used) or a path")
+    p.add_argument("--train-size", type=int, default=10000, help="labelled training images (bank, probe, gallery)")
+    p.add_argument("--test-size", type=int, default=10000, help="held-out images (queries)")
+    p.add_argument("--k", type=int, default=200, help="kNN neighbours")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.set_defaults(func=_eval)
     return parser
 
 

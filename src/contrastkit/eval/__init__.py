@@ -4,6 +4,7 @@ Importing this package imports neither Lightning nor FAISS.
 """
 
 from contrastkit.eval.embed_images import embed_images
+from contrastkit.eval.evaluate_encoder import evaluate_encoder, format_report
 from contrastkit.eval.health import (
     EmbeddingStd,
     alignment,
@@ -24,6 +25,8 @@ __all__ = [
     "collapse_warnings",
     "embed_images",
     "embedding_std",
+    "evaluate_encoder",
+    "format_report",
     "knn_accuracy",
     "knn_scores",
     "linear_probe",
