@@ -49,6 +49,8 @@ def test_crash_then_resume_matches_uninterrupted_run(tmp_path, method):
 
     resumed = train(tiny_config(tmp_path / "crash", "trainer.max_epochs=3", "resume=last", *extra, method=method))
     weights = _weights(resumed.checkpoint)
+    logs = crashed_config.run_dir / "logs"
+    assert (logs / "metrics.csv").is_file() and (logs / "resume-1" / "metrics.csv").is_file()  # nothing lost
     assert weights.keys() == reference.keys()
     for key in reference:
         torch.testing.assert_close(weights[key], reference[key], rtol=1e-5, atol=1e-6, msg=f"{key} differs")

@@ -114,8 +114,16 @@ def build_trainer(config: RunConfig, callbacks: list[pl.Callback], loggers: list
     )
 
 
-def _loggers(run_dir: Path) -> list[Logger]:
-    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+def _loggers(run_dir: Path, resuming: bool) -> list[Logger]:
+    """CSV logs in ``logs/metrics.csv``; a resumed run writes ``logs/resume-N/metrics.csv`` and keeps the earlier
+    files (Lightning's CSV logger would otherwise replace them)."""
+    version = ""
+    if resuming:
+        n = 1
+        while (run_dir / "logs" / f"resume-{n}").exists():
+            n += 1
+        version = f"resume-{n}"
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="logs", version=version)]
     if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="tensorboard", version=""))
     return loggers
@@ -186,7 +194,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         ),
         InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
     ]
-    trainer = build_trainer(config, callbacks, _loggers(run_dir))
+    trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     if data.skips.count:
         print(data.skips.summary(total=len(data.train_indices)))
