@@ -91,7 +91,7 @@ def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") ->
 
     Returns:
         The backbone module (``feature_dim`` set); ``model.encoder_info`` holds the metadata (``input_size``,
-        ``mean``, ``std`` tell how to prepare images).
+        ``mean``, ``std`` tell how to prepare images), ``model.encoder_path`` the file it came from.
 
     Raises:
         FileNotFoundError: no such file.
@@ -111,4 +111,5 @@ def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") ->
         first = str(e).splitlines()[0]
         raise EncoderFileError(f"{path}: weights do not fit backbone {info['backbone']!r}: {first}") from None
     model.encoder_info = info
+    model.encoder_path = str(Path(path).resolve())
     return model.to(device).eval()

@@ -128,6 +128,24 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _index_build(args: argparse.Namespace) -> int:
+    from contrastkit.cli.search import build_index
+
+    path = build_index(args.embeddings, args.out, args.kind)
+    print(f"wrote {args.kind} index {path} (+ .json, .ids.txt, .source.json)")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    if args.text is not None:
+        raise ValueError("--text needs a text encoder; this index holds image embeddings (text towers: issue 6)")
+    from contrastkit.cli.search import search_image
+
+    for rank, (score, row_id) in enumerate(search_image(args.index, args.image, args.k, args.encoder), start=1):
+        print(f"{rank:>3}  {score:.4f}  {row_id}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contrastkit",
@@ -166,6 +184,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=_eval)
+    p = sub.add_parser("index", help="similarity-search indexes over embeddings")
+    index_sub = p.add_subparsers(dest="index_command", required=True, metavar="INDEX_COMMAND")
+    b = index_sub.add_parser("build", help="index the output folder of contrastkit embed")
+    b.add_argument("embeddings", metavar="EMBEDDINGS_DIR", help="a folder written by contrastkit embed")
+    b.add_argument("--out", required=True, help="index file, e.g. gallery.faiss")
+    b.add_argument("--kind", choices=("exact", "ivf", "hnsw"), default="exact", help="exact (default), ivf or hnsw")
+    b.set_defaults(func=_index_build)
+    p = sub.add_parser("search", help="the most similar items of an index to an image")
+    p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")
+    query = p.add_mutually_exclusive_group(required=True)
+    query.add_argument("--image", help="a query image file")
+    query.add_argument("--text", help="a query text (needs a text encoder)")
+    p.add_argument("-k", type=int, default=10, help="results to print")
+    p.add_argument("--encoder", default=None, help="encoder to embed the query (default: the one the index came from)")
+    p.set_defaults(func=_search)
     return parser
 
 

@@ -108,6 +108,9 @@ def embed_dataset(
         "dtype": np.dtype(dtype).name,
         "skipped": [{"path": s.path, "reason": s.reason} for s in skips.items],
         "encoder": {k: info[k] for k in ("backbone", "in_chans", "input_size", "method") if k in info},
+        "encoder_path": str(Path(getattr(encoder, "encoder_path", "")).resolve())
+        if hasattr(encoder, "encoder_path")
+        else None,
     }
     (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
