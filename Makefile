@@ -41,6 +41,7 @@ bench: $(STAMP) | $(FMNIST)
 	$(PY) benchmarks/views.py
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/methods.py
+	$(PY) benchmarks/search.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
