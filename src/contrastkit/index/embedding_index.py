@@ -51,11 +51,19 @@ class EmbeddingIndex:
             k-means cells, ``nprobe`` visited per query; trained on the first vectors added) or ``"hnsw"``
             (``IndexHNSWFlat`` graph, ``m`` links per node, ``ef_search`` candidates per query).
         nlist, nprobe: IVF parameters (Jegou et al. 2011).
-        m, ef_search: HNSW parameters (Malkov & Yashunin 2018).
+        m, ef_search, ef_construction: HNSW parameters (Malkov & Yashunin 2018); FAISS's default
+            ef_construction of 40 caps recall near 0.94 on clustered data, hence 200.
     """
 
     def __init__(
-        self, dim: int, kind: str = "exact", nlist: int = 1024, nprobe: int = 32, m: int = 32, ef_search: int = 128
+        self,
+        dim: int,
+        kind: str = "exact",
+        nlist: int = 1024,
+        nprobe: int = 32,
+        m: int = 32,
+        ef_search: int = 128,
+        ef_construction: int = 200,
     ) -> None:
         import faiss
 
@@ -64,7 +72,13 @@ class EmbeddingIndex:
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
         self.dim, self.kind = int(dim), kind
-        self.params = {"nlist": nlist, "nprobe": nprobe, "m": m, "ef_search": ef_search}
+        self.params = {
+            "nlist": nlist,
+            "nprobe": nprobe,
+            "m": m,
+            "ef_search": ef_search,
+            "ef_construction": ef_construction,
+        }
         if kind == "exact":
             self.index = faiss.IndexFlatIP(dim)
         elif kind == "ivf":
@@ -74,6 +88,7 @@ class EmbeddingIndex:
         else:
             self.index = faiss.IndexHNSWFlat(dim, m, faiss.METRIC_INNER_PRODUCT)
             self.index.hnsw.efSearch = ef_search
+            self.index.hnsw.efConstruction = ef_construction
 
     def __len__(self) -> int:
         return int(self.index.ntotal)
@@ -164,7 +179,15 @@ class EmbeddingIndex:
             raise ValueError(f"{path}: not a readable FAISS index ({str(e).splitlines()[0]})") from None
         if index.d != meta["dim"]:
             raise ValueError(f"{path}: index dimension {index.d} does not match {meta_path.name} ({meta['dim']})")
-        out = cls(meta["dim"], meta["kind"], meta["nlist"], meta["nprobe"], meta["m"], meta["ef_search"])
+        out = cls(
+            meta["dim"],
+            meta["kind"],
+            meta["nlist"],
+            meta["nprobe"],
+            meta["m"],
+            meta["ef_search"],
+            meta.get("ef_construction", 200),
+        )
         out.index = index
         if meta["kind"] == "ivf":
             index.nprobe = meta["nprobe"]
