@@ -40,7 +40,10 @@ def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, A
     """
     from safetensors.torch import save_file
 
-    for key in ("backbone", "in_chans"):
+    required = ("text_encoder",) if info.get("kind") == "text" else ("backbone", "in_chans")
+    if info.get("kind") == "dual":
+        required += ("text_encoder",)
+    for key in required:
         if key not in info:
             raise ValueError(f"info must contain {key!r} to rebuild the encoder, got keys {sorted(info)}")
     path = Path(path)
@@ -82,6 +85,28 @@ def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
+def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.Module:
+    """The (untrained) module an encoder file's metadata describes: ``kind`` ``image`` (a registry backbone, the
+    default), ``text`` (a text tower) or ``dual`` (image and text towers with projections, from a CLIP run)."""
+    kind = info.get("kind", "image")
+    if kind not in ("image", "text", "dual"):
+        raise EncoderFileError(f"{source}: unknown encoder kind {kind!r} (expected image, text or dual)")
+    if kind == "text":
+        from contrastkit.backbones.dual_encoder import create_text_encoder
+
+        return create_text_encoder(**info["text_encoder"])
+    kwargs = dict(info.get("backbone_kwargs") or {})
+    image = create_backbone(
+        info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
+    )
+    if kind == "image":
+        return image
+    from contrastkit.backbones.dual_encoder import DualEncoder, create_text_encoder
+
+    text = create_text_encoder(**info["text_encoder"])
+    return DualEncoder(image, text, embed_dim=int(info["embed_dim"]), lock_text=bool(info.get("lock_text")))
+
+
 def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
     """The encoder saved at ``path``, in eval mode, with its metadata as ``.encoder_info``.
 
@@ -90,8 +115,10 @@ def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") ->
         device: where to put the weights.
 
     Returns:
-        The backbone module (``feature_dim`` set); ``model.encoder_info`` holds the metadata (``input_size``,
-        ``mean``, ``std`` tell how to prepare images), ``model.encoder_path`` the file it came from.
+        The backbone module (``feature_dim`` set; for a clip run the ``DualEncoder``, whose ``forward`` gives image
+        embeddings and ``encode_text`` text ones; for a text-pairs run the text encoder); ``model.encoder_info``
+        holds the metadata (``input_size``, ``mean``, ``std`` tell how to prepare images), ``model.encoder_path``
+        the file it came from.
 
     Raises:
         FileNotFoundError: no such file.
@@ -100,16 +127,14 @@ def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") ->
     from safetensors.torch import load_file
 
     info = read_encoder_info(path)
-    kwargs = dict(info.get("backbone_kwargs") or {})
-    model = create_backbone(
-        info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
-    )
+    model = build_encoder(info, str(path))
     state = load_file(str(path), device=str(device))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[0]
-        raise EncoderFileError(f"{path}: weights do not fit backbone {info['backbone']!r}: {first}") from None
+        name = info.get("backbone") or info.get("text_encoder", {}).get("name")
+        raise EncoderFileError(f"{path}: weights do not fit encoder {name!r}: {first}") from None
     model.encoder_info = info
     model.encoder_path = str(Path(path).resolve())
     return model.to(device).eval()

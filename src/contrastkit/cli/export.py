@@ -7,9 +7,11 @@ from pathlib import Path
 
 import torch
 
-from contrastkit.backbones import create_backbone, save_encoder
+from contrastkit.backbones import save_encoder
+from contrastkit.backbones.encoder_file import build_encoder
 
 BACKBONE_PREFIX = "method.backbone."
+DUAL_PREFIX = "method.model."  # a CLIP run: both towers and their projections
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -35,9 +37,10 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> 
     info = (ckpt.get("contrastkit") or {}).get("info")
     if not info:
         raise ValueError(f"{path}: a checkpoint without contrastkit metadata: not written by contrastkit train")
-    state = {k[len(BACKBONE_PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(BACKBONE_PREFIX)}
+    prefix = DUAL_PREFIX if info.get("kind") == "dual" else BACKBONE_PREFIX
+    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not state:
-        raise ValueError(f"{path}: no backbone weights ('{BACKBONE_PREFIX}*') in the checkpoint's state_dict")
-    backbone = create_backbone(info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info["small_input"]))
-    backbone.load_state_dict(state, strict=True)
-    return save_encoder(backbone, out, info)
+        raise ValueError(f"{path}: no encoder weights ('{prefix}*') in the checkpoint's state_dict")
+    encoder = build_encoder(info, str(path))
+    encoder.load_state_dict(state, strict=True)
+    return save_encoder(encoder, out, info)

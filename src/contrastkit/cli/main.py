@@ -17,6 +17,9 @@ EPILOG = """examples:
   contrastkit export runs/simclr-fashion-mnist/checkpoints/last.ckpt --out encoder.safetensors
   contrastkit embed runs/simclr-fashion-mnist/encoder.safetensors fashion-mnist --split test --out emb/
   contrastkit eval runs/simclr-fashion-mnist/encoder.safetensors --data fashion-mnist
+  contrastkit train clip-fashion-mnist && contrastkit zeroshot runs/clip-fashion-mnist/encoder.safetensors \
+      --data fashion-mnist
+  contrastkit search gallery.faiss --text "a pair of trousers" -k 5
 """
 
 
@@ -137,12 +140,21 @@ def _index_build(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    if args.text is not None:
-        raise ValueError("--text needs a text encoder; this index holds image embeddings (text towers: issue 6)")
-    from contrastkit.cli.search import search_image
+    from contrastkit.cli.search import search_image, search_text
 
-    for rank, (score, row_id) in enumerate(search_image(args.index, args.image, args.k, args.encoder), start=1):
+    if args.text is not None:
+        results = search_text(args.index, args.text, args.k, args.encoder)
+    else:
+        results = search_image(args.index, args.image, args.k, args.encoder)
+    for rank, (score, row_id) in enumerate(results, start=1):
         print(f"{rank:>3}  {score:.4f}  {row_id}")
+    return 0
+
+
+def _zeroshot(args: argparse.Namespace) -> int:
+    from contrastkit.cli.zeroshot import run_zeroshot
+
+    print(run_zeroshot(args.encoder, args.data, args.classes, args.templates, args.split, args.limit, args.seed))
     return 0
 
 
@@ -191,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="index file, e.g. gallery.faiss")
     b.add_argument("--kind", choices=("exact", "ivf", "hnsw"), default="exact", help="exact (default), ivf or hnsw")
     b.set_defaults(func=_index_build)
-    p = sub.add_parser("search", help="the most similar items of an index to an image")
+    p = sub.add_parser("search", help="the most similar items of an index to an image or a text")
     p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")
     query = p.add_mutually_exclusive_group(required=True)
     query.add_argument("--image", help="a query image file")
@@ -199,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="results to print")
     p.add_argument("--encoder", default=None, help="encoder to embed the query (default: the one the index came from)")
     p.set_defaults(func=_search)
+    p = sub.add_parser("zeroshot", help="classify images by class names in words, with an encoder from a clip run")
+    p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from a clip run (image and text towers)")
+    p.add_argument("--data", required=True, help="a labelled built-in data set (test split) or a class-folder path")
+    p.add_argument("--classes", default=None, help='class names in class-id order, "a,b,c" (default: the data\'s)')
+    p.add_argument("--templates", default=None, help='"|"-separated sentences with {} for the class name')
+    p.add_argument("--split", default=None, help="split of a built-in data set (default: test)")
+    p.add_argument("--limit", type=int, default=10000, help="images scored")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_zeroshot)
     return parser
 
 

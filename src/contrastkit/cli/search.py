@@ -62,3 +62,32 @@ def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder
     result = index.search(features, k)
     ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
     return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]
+
+
+def search_text(index_path: str | os.PathLike, text: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
+    """The ``k`` rows most similar to ``text``: ``[(score, id), ...]``, best first. The index's encoder must have a
+    text tower: a clip run's (text queries against image embeddings) or a text-pairs run's (against texts)."""
+    import torch
+    import torch.nn.functional as F
+
+    import contrastkit
+
+    if not text.strip():
+        raise ValueError("--text is empty: give a query sentence")
+    index = EmbeddingIndex.load(index_path)
+    source = json.loads(Path(str(index_path) + ".source.json").read_text())
+    encoder_path = encoder or source.get("encoder_path")
+    if not encoder_path:
+        raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
+    model = contrastkit.load_encoder(encoder_path)
+    kind = model.encoder_info.get("kind", "image")
+    if kind == "image":
+        raise ValueError(
+            f"{encoder_path}: an image-only encoder cannot embed text; search with --image, or index embeddings of "
+            "an encoder from a clip run (images) or a text-pairs run (texts)"
+        )
+    with torch.no_grad():
+        features = model.encode_text([text]) if kind == "dual" else F.normalize(model([text]), dim=-1)  # (1, D)
+    result = index.search(features.float(), k)
+    ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
+    return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]

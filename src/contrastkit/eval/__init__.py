@@ -16,21 +16,26 @@ from contrastkit.eval.health import (
 from contrastkit.eval.knn import KNNResult, knn_accuracy, knn_scores
 from contrastkit.eval.linear_probe import LinearProbeResult, linear_probe
 from contrastkit.eval.retrieval import retrieval_metrics
+from contrastkit.eval.zero_shot import ZeroShotResult, image_text_retrieval, zero_shot, zero_shot_classifier
 
 __all__ = [
     "EmbeddingStd",
     "KNNResult",
     "LinearProbeResult",
+    "ZeroShotResult",
     "alignment",
     "collapse_warnings",
     "embed_images",
     "embedding_std",
     "evaluate_encoder",
     "format_report",
+    "image_text_retrieval",
     "knn_accuracy",
     "knn_scores",
     "linear_probe",
     "rankme",
     "retrieval_metrics",
     "uniformity",
+    "zero_shot",
+    "zero_shot_classifier",
 ]

@@ -9,6 +9,7 @@ from contrastkit.losses.clip import CLIPLoss
 from contrastkit.losses.cpc import CPCLoss
 from contrastkit.losses.dino import DINOLoss
 from contrastkit.losses.info_nce import InfoNCELoss
+from contrastkit.losses.multiple_negatives_ranking import MultipleNegativesRankingLoss
 from contrastkit.losses.negative_cosine_similarity import NegativeCosineSimilarity
 from contrastkit.losses.siglip import SigLIPLoss
 from contrastkit.losses.sup_con import SupConLoss
@@ -20,6 +21,7 @@ __all__ = [
     "CPCLoss",
     "DINOLoss",
     "InfoNCELoss",
+    "MultipleNegativesRankingLoss",
     "NegativeCosineSimilarity",
     "SigLIPLoss",
     "SupConLoss",

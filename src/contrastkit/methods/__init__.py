@@ -6,6 +6,7 @@ backbone features. Methods are registered by name for the config layer: :func:`c
 
 from contrastkit.methods.barlowtwins import BarlowTwins
 from contrastkit.methods.byol import BYOL
+from contrastkit.methods.clip import CLIP
 from contrastkit.methods.cpc import CPC
 from contrastkit.methods.dino import DINO
 from contrastkit.methods.method import Method, MethodOutput, Progress
@@ -14,10 +15,12 @@ from contrastkit.methods.registry import create_method, get_method, list_methods
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.simsiam import SimSiam
 from contrastkit.methods.supcon import SupCon
+from contrastkit.methods.text_pairs import TextPairs
 from contrastkit.methods.vicreg import VICReg
 
 __all__ = [
     "BYOL",
+    "CLIP",
     "CPC",
     "DINO",
     "BarlowTwins",
@@ -28,6 +31,7 @@ __all__ = [
     "SimCLR",
     "SimSiam",
     "SupCon",
+    "TextPairs",
     "VICReg",
     "create_method",
     "get_method",

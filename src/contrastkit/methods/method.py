@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -45,11 +46,16 @@ class Method(nn.Module):
     Attributes:
         num_views: how many views the method expects per image (``None``: any number >= its minimum).
         uses_labels: whether ``forward`` needs the batch's class labels (SupCon); the trainer passes them.
+        uses_captions: whether ``forward`` needs the batch's texts (CLIP: captions; text pairs: the paired texts);
+            the trainer passes them as the second argument.
+        text_only: the inputs are texts, not images (no views; the backbone is a text encoder).
         progress: the trainer's :class:`Progress`; set it with :meth:`set_progress` in your own loop.
     """
 
     num_views: int | None = 2
     uses_labels: bool = False
+    uses_captions: bool = False
+    text_only: bool = False
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -70,6 +76,13 @@ class Method(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         """Backbone features ``(B, feature_dim)`` of ``x``: the representation used downstream."""
         return self.backbone(x)
+
+    def export_module(self) -> tuple[nn.Module, dict[str, Any]]:
+        """What an encoder file holds: the module and the metadata needed, beyond the run's, to rebuild it.
+
+        Default: the backbone (``kind: image``). Image-text methods export both towers (``kind: dual``).
+        """
+        return self.backbone, {"kind": "image"}
 
     def set_progress(self, progress: Progress) -> None:
         """Tell the method where training stands (the trainer calls it before every step)."""

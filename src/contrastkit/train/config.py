@@ -43,6 +43,9 @@ class DataConfig:
     batch_size: int = 256  # images per process per step (the global batch is this x processes x nodes)
     num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
     train_fraction: float = 1.0  # use this fraction of the training set (a fixed random subset), for quick runs
+    classes: list[str] = field(default_factory=list)  # train on these classes only (names); [] = all of them
+    caption_templates: list[str] = field(default_factory=list)  # image-text methods on labelled images: each
+    # image's caption is one of these templates, drawn at random, filled with its class name ("a photo of a {}.")
 
     def __post_init__(self) -> None:
         _check_range("data.batch_size", self.batch_size, low=1)
@@ -52,6 +55,12 @@ class DataConfig:
             raise ConfigError(f"data.channels must be 0 (the data's own), 1 or 3, got {self.channels}")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
+        for template in self.caption_templates:
+            if template.count("{}") != 1:
+                raise ConfigError(
+                    f"data.caption_templates: {template!r} must have exactly one '{{}}' where the class name goes"
+                )
+        self.classes, self.caption_templates = list(self.classes), list(self.caption_templates)
 
 
 @dataclass
@@ -358,6 +367,11 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
     method = dataclasses.asdict(_merge("method", schema, method_values))
     config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
+    if method_cls.text_only:  # text pairs: no images, no views
+        if views_values:
+            raise ConfigError(f"views: method {method_values['name']!r} trains on texts and takes no views section")
+        config.views = None
+        return config
     views_name = str(views_values.get("recipe", method_values["name"]))
     views_cls = _views_class(views_name)
     schema = component_schema("views", "recipe", views_name, views_cls)

@@ -16,6 +16,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
+from contrastkit.data.class_captions import ClassCaptions
+from contrastkit.data.image_text_pairs import ImageTextDataset
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
 from contrastkit.data.skip_report import Skipped, check_not_empty
@@ -42,6 +44,7 @@ class FixedSizeImages(Dataset):
     def __init__(self, dataset: Any, size: int, channels: int) -> None:
         self.dataset, self.size, self.channels = dataset, size, channels
         self.classes = getattr(dataset, "classes", None)
+        self.targets = getattr(dataset, "targets", None)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -51,7 +54,8 @@ class FixedSizeImages(Dataset):
         if isinstance(item, Skipped):
             return item
         image, target = item
-        target = target if isinstance(target, int) else -1  # captions are not labels
+        if not isinstance(target, (int, str)):
+            target = -1
         return resize_center_crop(match_channels(image, self.channels), self.size), target
 
 
@@ -112,7 +116,10 @@ def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str
     if not kept:
         return torch.empty(0, dtype=torch.uint8), torch.empty(0, dtype=torch.long), records
     images = torch.stack([image for image, _ in kept])
-    return images, torch.tensor([t for _, t in kept], dtype=torch.long), records
+    targets = [t for _, t in kept]
+    if isinstance(targets[0], str):  # captions
+        return images, targets, records
+    return images, torch.tensor(targets, dtype=torch.long), records
 
 
 @dataclass
@@ -195,6 +202,32 @@ class RunDataModule(pl.LightningDataModule):
         self.test_set = test
         self.source = source
         self.query_size = query_size
+        if config.classes:
+            self.train_indices = self._only_classes(config.classes)
+        self.captions = None  # class ids -> captions, for image-text methods on labelled data
+        if config.caption_templates:
+            if not self.classes:
+                raise ValueError(f"data.caption_templates needs class names, and {source!r} has no classes")
+            self.captions = ClassCaptions(self.classes, config.caption_templates, seed)
+        self.has_captions = self.captions is not None or isinstance(getattr(train, "dataset", train), ImageTextDataset)
+
+    def _only_classes(self, names: list[str]) -> np.ndarray:
+        """The training indices of the named classes (``data.classes``)."""
+        if not self.classes:
+            raise ValueError(f"data.classes needs class names, and {self.source!r} has no classes")
+        unknown = [n for n in names if n not in self.classes]
+        if unknown:
+            raise ValueError(f"data.classes: {unknown} are not classes of {self.source!r}; its classes: {self.classes}")
+        targets = getattr(self.train_set, "targets", None)
+        if targets is None:
+            raise ValueError(
+                f"data.classes: {self.source!r} does not list its labels up front; use a built-in data set"
+            )
+        wanted = torch.tensor([self.classes.index(n) for n in names])
+        keep = torch.isin(torch.as_tensor(targets)[torch.as_tensor(self.train_indices)], wanted).numpy()
+        if not keep.any():
+            raise ValueError(f"data.classes: no training images of {names} in {self.source!r}")
+        return self.train_indices[keep]
 
     def describe(self) -> str:
         """The data's name or path, for messages."""
@@ -237,12 +270,15 @@ class RunDataModule(pl.LightningDataModule):
             persistent_workers=False,
         )
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Tensor]:
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Any]:
         if len(batch) == 3:  # per-image loading: count the unreadable images, train on the rest
             images, targets, skipped = batch
             self.skips.add(Skipped(*record) for record in skipped)
-            return images, targets
-        return batch
+        else:
+            images, targets = batch
+        if self.captions is not None:
+            targets = self.captions(targets)  # class ids -> captions
+        return images, targets
 
 
 class _IndexMap:

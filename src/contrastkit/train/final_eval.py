@@ -39,7 +39,8 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
     spec = views.specs[0]
     train, test = _split(config, data)
     torch.manual_seed(config.seed)
-    initial = build_method(config, in_chans=spec.channels).backbone
+    initial_method = build_method(config, in_chans=spec.channels)
+    initial = initial_method.backbone
     device = next(method.parameters()).device
     initial.to(device)
     method.eval()
@@ -48,6 +49,8 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
     def pixels(images: torch.Tensor) -> torch.Tensor:
         return embed_images(lambda x: x.flatten(1), images, spec.mean, spec.std, spec.size)  # (N, C*S*S)
 
+    if data.bank is None:  # no labels: image-text retrieval only (when the method is image-text)
+        return {"rows": [], **image_text_scores(config, data, method, initial_method, spec, device)}
     encoders = {
         f"{config.method['name']} (trained)": lambda imgs: embed_images(
             method.embed, imgs, spec.mean, spec.std, spec.size, device
@@ -77,11 +80,104 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
                 "linear_probe_weight_decay": float(probe.weight_decay),
             }
         )
-    return {"train_images": len(train.labels), "test_images": len(test.labels), "k": config.monitor.knn_k, "rows": rows}
+    result = {"train_images": len(train.labels), "test_images": len(test.labels), "k": config.monitor.knn_k}
+    return {**result, "rows": rows, **image_text_scores(config, data, method, initial_method, spec, device, test)}
+
+
+def image_text_scores(config, data, method, initial, spec, device, test: Labelled | None = None) -> dict[str, Any]:
+    """For image-text methods: zero-shot accuracy on labelled held-out images (seen and, with ``data.classes``,
+    unseen classes separately, each next to chance and the random-init model), and image<->text retrieval on
+    held-out image-caption pairs (those outside ``data.train_fraction``)."""
+    from contrastkit.data.class_captions import DEFAULT_TEMPLATES
+    from contrastkit.eval.zero_shot import image_text_retrieval, zero_shot
+
+    if not method.uses_captions or not hasattr(method, "model"):
+        return {}
+    out: dict[str, Any] = {}
+    models = {f"{config.method['name']} (trained)": method.model}
+    if hasattr(initial, "model"):
+        models["random init"] = initial.model.to(device).eval()
+    templates = config.data.caption_templates or list(DEFAULT_TEMPLATES)
+    if test is not None and data.classes:
+        seen = list(config.data.classes) or list(data.classes)
+        groups = {"seen classes": seen}
+        unseen = [c for c in data.classes if c not in seen]
+        if len(unseen) >= 2:
+            groups["unseen classes"] = unseen
+        rows = []
+        for group, names in groups.items():
+            ids = torch.tensor([data.classes.index(n) for n in names])
+            keep = torch.isin(test.labels, ids)
+            remap = torch.full((len(data.classes),), -1, dtype=torch.long)
+            remap[ids] = torch.arange(len(ids))
+            for name, model in models.items():
+                r = zero_shot(
+                    model, test.images[keep], names, templates, remap[test.labels[keep]], spec.mean, spec.std, spec.size
+                )
+                rows.append(
+                    {
+                        "classes": group,
+                        "encoder": name,
+                        "num_classes": r.num_classes,
+                        "top1": r.top1,
+                        "top5": r.top5,
+                        "chance": r.chance,
+                        "images": int(keep.sum()),
+                    }
+                )
+        out["zero_shot"] = rows
+    pairs = held_out_pairs(config, data)
+    if pairs is not None:
+        images, captions = pairs
+        rows = []
+        for name, model in models.items():
+            with torch.no_grad():
+                img = embed_images(model.encode_image, images, spec.mean, spec.std, spec.size, device)  # (N, E)
+                txt = torch.cat([model.encode_text(captions[i : i + 256]).cpu() for i in range(0, len(captions), 256)])
+            rows.append({"encoder": name, "pairs": len(captions), **image_text_retrieval(img, txt)})
+        out["retrieval"] = rows
+    return out
+
+
+def held_out_pairs(config: RunConfig, data: RunDataModule) -> tuple[torch.Tensor, list[str]] | None:
+    """Image-caption pairs of a caption listing that training did not use (``data.train_fraction < 1``)."""
+    if not data.has_captions or data.captions is not None:
+        return None
+    unused = np.setdiff1d(np.arange(len(data.train_set)), data.train_indices)
+    items = [data.train_set[int(i)] for i in unused[: config.final_eval.test_size]]
+    items = [item for item in items if isinstance(item, tuple)]
+    if len(items) < 2:
+        return None
+    return torch.stack([im for im, _ in items]), [caption for _, caption in items]
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The final evaluation as a plain-text table."""
+    """The final evaluation as plain-text tables."""
+    parts = [_format_probes(result)] if result.get("rows") else []
+    if result.get("zero_shot"):
+        header = f"{'classes':<16} {'encoder':<24} {'n':>3} {'top-1':>7} {'top-5':>7} {'chance':>7}"
+        lines = ["Zero-shot classification (class names in caption templates, no labels used)", header]
+        lines.append("-" * len(header))
+        for r in result["zero_shot"]:
+            lines.append(
+                f"{r['classes']:<16} {r['encoder']:<24} {r['num_classes']:>3} {r['top1']:>7.4f} {r['top5']:>7.4f} "
+                f"{r['chance']:>7.4f}"
+            )
+        parts.append("\n".join(lines))
+    if result.get("retrieval"):
+        header = f"{'encoder':<24} {'pairs':>6} {'i2t R@1':>8} {'i2t R@10':>9} {'t2i R@1':>8} {'t2i R@10':>9}"
+        lines = ["Image-text retrieval on held-out pairs", header, "-" * len(header)]
+        for r in result["retrieval"]:
+            i2t, t2i = r["image_to_text"], r["text_to_image"]
+            lines.append(
+                f"{r['encoder']:<24} {r['pairs']:>6} {i2t['recall@1']:>8.4f} {i2t['recall@10']:>9.4f} "
+                f"{t2i['recall@1']:>8.4f} {t2i['recall@10']:>9.4f}"
+            )
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts)
+
+
+def _format_probes(result: dict[str, Any]) -> str:
     header = f"{'encoder':<24} {'dim':>5} {'kNN top-1':>10} {'kNN top-5':>10} {'linear probe':>13}"
     lines = [
         f"Evaluation on {result['test_images']} held-out images (probes fitted on {result['train_images']}; "

@@ -163,6 +163,10 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     (+ ``encoder.json``) and ``final_eval.json``. ``callbacks`` are extra Lightning callbacks (run before the
     checkpointing).
     """
+    if config.views is None:  # a text-only method (text pairs)
+        from contrastkit.train.fit_text import train_text
+
+        return train_text(config, callbacks)
     run_dir = config.run_dir
     resume = resolve_resume(config)  # before anything is read or written
     pl.seed_everything(config.seed, workers=True, verbose=False)
@@ -171,10 +175,17 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     method = build_method(config, in_chans=views.specs[0].channels)
     if method.uses_labels and not data.classes:
         raise ValueError(f"method {config.method['name']!r} needs labelled data, and {data.describe()} has no labels")
+    if method.uses_captions and not data.has_captions:
+        raise ValueError(
+            f"method {config.method['name']!r} trains on image-text pairs, and {data.describe()} has no captions: "
+            "give data.path an image-caption listing (.csv/.jsonl with image and caption columns), or labelled data "
+            "with data.caption_templates (e.g. ['a photo of a {}.'])"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
-    info = encoder_info(config, views, views.specs[0].channels)
-    module = LitMethod(method, views, config.optim, info, use_labels=method.uses_labels)
+    exported, export_info = method.export_module()
+    info = {**encoder_info(config, views, views.specs[0].channels), **export_info}
+    module = LitMethod(method, views, config.optim, info, use_labels=method.uses_labels or method.uses_captions)
     spec = views.specs[0]
     monitor = EmbeddingMonitor(
         config.monitor, data.bank, data.queries, data.health_images(), spec.mean, spec.std, spec.size
@@ -200,9 +211,9 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         print(data.skips.summary(total=len(data.train_indices)))
     if not trainer.is_global_zero:
         return TrainResult(run_dir, None, checkpoints / "last.ckpt", monitor.history, None)
-    encoder = save_encoder(method.backbone, run_dir / "encoder.safetensors", info)
+    encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
     final = None
-    if config.final_eval.enabled and data.bank is not None:
+    if config.final_eval.enabled and (data.bank is not None or data.has_captions):
         from contrastkit.train.final_eval import final_evaluation, format_table
 
         final = final_evaluation(config, data, method, views)

@@ -59,7 +59,7 @@ class LitMethod(pl.LightningModule):
         optim: optimiser and schedule settings.
         info: the encoder metadata (backbone name, channels, normalisation, the run's config), stored in every
             checkpoint so ``contrastkit export`` can rebuild the encoder from a checkpoint alone.
-        use_labels: pass the batch's targets to the method (SupCon).
+        use_labels: pass the batch's targets to the method (class ids for SupCon, texts for CLIP).
     """
 
     def __init__(
@@ -87,14 +87,14 @@ class LitMethod(pl.LightningModule):
         fraction = batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
         return Progress(step=int(trainer.global_step), total_steps=total, epoch=trainer.current_epoch + fraction)
 
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
-        images, targets = batch
-        if images.shape[0] == 0:  # every image of this batch was unreadable (skipped and counted): no step
+    def training_step(self, batch: tuple[Any, Any], batch_idx: int) -> Tensor | None:
+        images, targets = batch  # uint8 (B, C, H, W) images (or B texts), class ids (B,) or B texts
+        if len(images) == 0:  # every image of this batch was unreadable (skipped and counted): no step
             return None
         self.method.set_progress(self._progress(batch_idx))
         views = [images] if self.views is None else self.views.batch(images)  # V x (B, C, S, S) float32
         out = self.method(views, targets if self.use_labels else None)
-        batch_size = images.shape[0]
+        batch_size = len(images)
         for name, value in out.metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)

@@ -1,0 +1,141 @@
+"""``train(config)`` for text-only methods (text pairs): a sentence encoder fine-tuned on the Lightning trainer,
+evaluated on held-out pairs before and after, exported as an encoder file for ``contrastkit embed`` / ``search``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch.utils.data import DataLoader
+
+from contrastkit.backbones import save_encoder
+from contrastkit.backbones.dual_encoder import TEXT_ENCODERS, create_text_encoder
+from contrastkit.data.text_pairs import TextPairsDataset
+from contrastkit.eval.retrieval import retrieval_metrics
+from contrastkit.methods import Method, create_method
+from contrastkit.train.config import RunConfig, config_to_dict
+from contrastkit.train.data_module import ShardedBatchSampler
+from contrastkit.train.lit_method import LitMethod
+
+
+def collate_pairs(batch: Sequence[tuple[str, tuple[str, ...]]]) -> tuple[list[str], list[tuple[str, ...]]]:
+    """``(anchors, pairs)``: B anchor strings and B ``(positive[, negative])`` tuples."""
+    return [anchor for anchor, _ in batch], [pair for _, pair in batch]
+
+
+class TextPairsDataModule(pl.LightningDataModule):
+    """Text pairs of ``config.data.path``: a held-out part (``final_eval.test_size`` pairs, at most a fifth) for the
+    before/after retrieval scores, the rest (times ``data.train_fraction``) to train on, sharded across processes."""
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__()
+        if not config.data.path:
+            raise ValueError("data.path is required for text pairs: a .jsonl/.csv of anchor, positive[, negative]")
+        self.dataset = TextPairsDataset(config.data.path)
+        self.batch_size, self.seed = config.data.batch_size, config.seed
+        order = np.random.default_rng(config.seed).permutation(len(self.dataset))
+        cut = min(config.final_eval.test_size, len(order) // 5)
+        self.held_out = np.sort(order[:cut])
+        rest = order[cut:]
+        self.train_indices = np.sort(rest[: max(1, int(len(rest) * config.data.train_fraction))])
+
+    def train_dataloader(self) -> DataLoader:
+        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
+        if len(self.train_indices) < self.batch_size * world:
+            raise ValueError(
+                f"{self.dataset.path}: {len(self.train_indices)} training pairs, fewer than one global batch "
+                f"({self.batch_size} x {world} processes): lower data.batch_size"
+            )
+        sampler = ShardedBatchSampler(len(self.train_indices), self.batch_size, rank, world, self.seed)
+        subset = torch.utils.data.Subset(self.dataset, self.train_indices.tolist())
+        return DataLoader(subset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=0)
+
+
+@torch.no_grad()
+def pair_retrieval(encoder: torch.nn.Module, dataset: TextPairsDataset, indices: np.ndarray) -> dict[str, float]:
+    """Recall@1/5/10, mAP and MRR of anchor -> its positive among the positives of ``indices``."""
+    was_training = encoder.training
+    encoder.eval()
+    anchors = [dataset[int(i)][0] for i in indices]
+    positives = [dataset[int(i)][1][0] for i in indices]
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        return torch.cat(
+            [F.normalize(encoder(texts[i : i + 128]).float(), dim=-1).cpu() for i in range(0, len(texts), 128)]
+        )
+
+    n = len(indices)
+    scores = retrieval_metrics(embed(anchors), embed(positives), (torch.arange(n), torch.arange(n)))
+    encoder.train(was_training)
+    return scores
+
+
+def build_text_method(config: RunConfig) -> Method:
+    """The text encoder of ``backbone.name`` (``minilm`` or ``transformer``) inside the method."""
+    if config.backbone.name not in TEXT_ENCODERS:
+        raise ValueError(
+            f"backbone.name must be a text encoder ({', '.join(TEXT_ENCODERS)}) for method "
+            f"{config.method['name']!r}, got {config.backbone.name!r}"
+        )
+    params = dict(config.method)
+    return create_method(params.pop("name"), create_text_encoder(config.backbone.name), **params)
+
+
+def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
+    """Fine-tune a text encoder on ``config.data.path``'s pairs; write checkpoints, logs, ``encoder.safetensors``
+    (``kind: text``) and ``final_eval.json`` (held-out retrieval before and after training)."""
+    from contrastkit.train.fit import InterruptCheckpoint, TrainResult, _loggers, build_trainer, resolve_resume
+
+    run_dir = config.run_dir
+    resume = resolve_resume(config)
+    pl.seed_everything(config.seed, workers=True, verbose=False)
+    data = TextPairsDataModule(config)
+    method = build_text_method(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    exported, export_info = method.export_module()
+    info = {"method": config.method["name"], "config": config_to_dict(config), **export_info}
+    before = pair_retrieval(method.backbone, data.dataset, data.held_out) if len(data.held_out) >= 2 else None
+    module = LitMethod(method, None, config.optim, info, use_labels=True)
+    checkpoints = run_dir / "checkpoints"
+    all_callbacks = [
+        *callbacks,
+        ModelCheckpoint(
+            dirpath=checkpoints,
+            filename="last",
+            save_top_k=1,
+            enable_version_counter=False,
+            every_n_epochs=1,
+            save_on_train_epoch_end=True,
+        ),
+        InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
+    ]
+    trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
+    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    if not trainer.is_global_zero:
+        return TrainResult(run_dir, None, checkpoints / "last.ckpt", [], None)
+    encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
+    final = None
+    if before is not None:
+        after = pair_retrieval(method.backbone, data.dataset, data.held_out)
+        final = {"held_out_pairs": len(data.held_out), "before": before, "after": after}
+        (run_dir / "final_eval.json").write_text(json.dumps(final, indent=2) + "\n")
+        print(format_pair_table(final))
+    return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", [], final)
+
+
+def format_pair_table(result: dict[str, Any]) -> str:
+    """Held-out anchor -> positive retrieval before and after fine-tuning, as a table."""
+    header = f"{'encoder':<22} {'R@1':>7} {'R@10':>7} {'MRR':>7}"
+    lines = [f"Anchor -> positive retrieval on {result['held_out_pairs']} held-out pairs", header, "-" * len(header)]
+    for name in ("before", "after"):
+        r = result[name]
+        label = "pretrained (before)" if name == "before" else "fine-tuned (after)"
+        lines.append(f"{label:<22} {r['recall@1']:>7.4f} {r['recall@10']:>7.4f} {r['mrr']:>7.4f}")
+    return "\n".join(lines)
