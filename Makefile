@@ -21,6 +21,14 @@ $(FMNIST):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) || \
 	  echo "note: could not install dataset-fashion-mnist (needs root and apt); continuing without it"
 
+# Headless Chromium from Debian (package chromium), best effort: the report's browser test renders the HTML
+# report with it, and says how to install it when it skips.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	-(command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: could not install chromium (needs root and apt); the report's browser test will skip"
+
 # The main job: `contrastkit train` for about five minutes of two CPU cores, then kNN and linear-probe accuracy
 # next to the random-init encoder and raw pixels. Fashion-MNIST when present, else scikit-learn's digits.
 DEMO_FMNIST := name=demo trainer.max_epochs=2 data.train_fraction=0.8 monitor.bank_size=5000 monitor.query_size=2000
@@ -33,7 +41,7 @@ demo: $(STAMP) | $(FMNIST)
 	  $(VENV)/bin/contrastkit train simclr-digits $(DEMO_DIGITS); \
 	fi
 
-test: $(STAMP) | $(FMNIST)
+test: $(STAMP) | $(FMNIST) $(CHROMIUM)
 	$(PY) -m pytest -q
 
 bench: $(STAMP) | $(FMNIST)

@@ -6,10 +6,12 @@ vs scikit-learn ``KNeighborsClassifier(algorithm="brute", metric="cosine", weigh
 the predictions must be identical.
 
 Part 2: ``EmbeddingIndex`` IVF and HNSW on N synthetic vectors (clustered, D=128): build time, queries/s and
-recall@10 against the exact index, for 1,000 queries.
+recall@10 against the exact index, for 1,000 queries; then recall@10 and query time as IVF's ``nprobe`` and HNSW's
+``efSearch`` vary on the same built indexes, drawn to ``benchmarks/figures/search_recall.png`` (``--figure``).
 
     python benchmarks/search.py                       # 60k bank; 1,000,000 vectors for part 2
     python benchmarks/search.py --n 200000            # a quicker part 2
+    python benchmarks/search.py --bank 2000 --queries 500 --n 20000   # a smoke check in seconds
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,6 +60,53 @@ def part1(args) -> None:
     print(f"identical predictions: {same * 100:.2f}%")
 
 
+NPROBES = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+EF_SEARCHES = (16, 32, 64, 128, 256, 512)
+
+
+def recall_at_10(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)]))
+
+
+def sweep(index: EmbeddingIndex, queries: np.ndarray, truth: np.ndarray, values, setter) -> list[tuple]:
+    """(value, recall@10, ms per query) for each search-time parameter value, on the built ``index``."""
+    rows = []
+    for value in values:
+        setter(index.index, value)
+        start = time.perf_counter()
+        found = index.search(queries, 10).ids
+        ms = (time.perf_counter() - start) * 1000 / len(queries)
+        rows.append((value, recall_at_10(found, truth), ms))
+    return rows
+
+
+def recall_figure(curves: dict[str, list[tuple]], exact_ms: float, n: int, path: Path) -> None:
+    """Recall@10 vs the search parameter (left) and vs the time per query it costs (right), exact search marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_param, ax_time = fig.subplots(1, 2)
+    for (name, rows), colour in zip(curves.items(), ("tab:blue", "tab:orange"), strict=False):
+        values, recalls, ms = (np.array(c) for c in zip(*rows, strict=True))
+        ax_param.semilogx(values, recalls, marker="o", color=colour, label=name, base=2)
+        ax_time.semilogx(ms, recalls, marker="o", color=colour, label=name)
+    ax_time.axvline(exact_ms, color="0.3", linestyle="--", label=f"exact search ({exact_ms:.2f} ms)")
+    ax_param.set_xlabel("nprobe (IVF) / efSearch (HNSW)")
+    ax_time.set_xlabel("ms per query (batch of 1000 queries, amortised)")
+    lowest = min(r for rows in curves.values() for _, r, _ in rows)
+    for ax in (ax_param, ax_time):
+        ax.set_ylabel("recall@10 vs exact")
+        ax.set_ylim(max(0.0, lowest - 0.05), 1.005)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(loc="lower right", fontsize="small")
+    fig.suptitle(f"Approximate search on {n:,} x 128 clustered vectors, 1000 queries")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", facecolor="white")
+    print(f"wrote {path}")
+
+
 def part2(args) -> None:
     rng = np.random.default_rng(1)
     gallery, _ = clustered(args.n, 128, 1000, rng, spread=1.0)
@@ -71,6 +121,7 @@ def part2(args) -> None:
     print(f"{'index':<34} {'build s':>8} {'queries/s':>10} {'recall@10':>10}")
     print(f"{'exact (IndexFlatIP)':<34} {'-':>8} {1000 / t_exact:>10.0f} {1.0:>10.3f}")
     nlist = int(4 * np.sqrt(args.n))
+    curves: dict[str, list[tuple]] = {}
     for name, index in (
         (f"ivf nlist={nlist} nprobe=32", EmbeddingIndex(128, "ivf", nlist=nlist, nprobe=32)),
         ("hnsw m=32 ef_search=128", EmbeddingIndex(128, "hnsw", m=32, ef_search=128)),
@@ -81,8 +132,26 @@ def part2(args) -> None:
         start = time.perf_counter()
         found = index.search(queries, 10).ids
         t = time.perf_counter() - start
-        recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth, strict=True)])
+        recall = recall_at_10(found, truth)
         print(f"{name:<34} {build:>8.1f} {1000 / t:>10.0f} {recall:>10.3f}")
+        if args.figure:
+            if index.kind == "ivf":
+                values = [v for v in NPROBES if v <= nlist]
+                curves[f"IVF nlist={nlist}: nprobe"] = sweep(index, queries, truth, values, _set_nprobe)
+            else:
+                curves["HNSW m=32: efSearch"] = sweep(index, queries, truth, EF_SEARCHES, _set_ef_search)
+    if args.figure:
+        for name, rows in curves.items():
+            print(f"{name}: " + ", ".join(f"{v}: {r:.3f} ({ms:.2f} ms)" for v, r, ms in rows))
+        recall_figure(curves, t_exact * 1000 / len(queries), args.n, Path(args.figure))
+
+
+def _set_nprobe(index, value: int) -> None:
+    index.nprobe = value
+
+
+def _set_ef_search(index, value: int) -> None:
+    index.hnsw.efSearch = value
 
 
 def main() -> None:
@@ -91,6 +160,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10000)
     parser.add_argument("--n", type=int, default=1_000_000, help="vectors for the IVF/HNSW recall part")
     parser.add_argument("--skip-ann", action="store_true", help="only the kNN evaluation part")
+    figure = Path(__file__).parent / "figures" / "search_recall.png"
+    parser.add_argument("--figure", default=str(figure), help="recall-vs-parameter figure ('' for none)")
     args = parser.parse_args()
     print(f"# {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.machine()}")
     part1(args)

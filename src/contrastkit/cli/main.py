@@ -17,6 +17,7 @@ EPILOG = """examples:
   contrastkit export runs/simclr-fashion-mnist/checkpoints/last.ckpt --out encoder.safetensors
   contrastkit embed runs/simclr-fashion-mnist/encoder.safetensors fashion-mnist --split test --out emb/
   contrastkit eval runs/simclr-fashion-mnist/encoder.safetensors --data fashion-mnist
+  contrastkit report runs/simclr-fashion-mnist
   contrastkit train clip-fashion-mnist && contrastkit zeroshot runs/clip-fashion-mnist/encoder.safetensors \
       --data fashion-mnist
   contrastkit search gallery.faiss --text "a pair of trousers" -k 5
@@ -131,6 +132,14 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from contrastkit.report import write_report
+
+    path = write_report(args.run_dir, args.out, max_points=args.max_points)
+    print(path)
+    return 0
+
+
 def _index_build(args: argparse.Namespace) -> int:
     from contrastkit.cli.search import build_index
 
@@ -196,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
     p.set_defaults(func=_eval)
+    p = sub.add_parser("report", help="one self-contained HTML report of a run: curves, t-SNE map, neighbours, health")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by contrastkit train")
+    p.add_argument("--out", default=None, help="output HTML file (default: RUN_DIR/report.html)")
+    p.add_argument("--max-points", type=int, default=2000, help="held-out images embedded for the map (default 2000)")
+    p.set_defaults(func=_report)
     p = sub.add_parser("index", help="similarity-search indexes over embeddings")
     index_sub = p.add_subparsers(dest="index_command", required=True, metavar="INDEX_COMMAND")
     b = index_sub.add_parser("build", help="index the output folder of contrastkit embed")
