@@ -72,6 +72,15 @@ def _embed(args: argparse.Namespace) -> int:
     from contrastkit.index.embed import embed_dataset
 
     encoder = contrastkit.load_encoder(args.encoder)
+    if encoder.encoder_info.get("kind") == "text" or args.data.endswith((".txt", ".jsonl", ".ndjson")):
+        from contrastkit.index.embed import embed_texts, read_texts
+
+        summary = embed_texts(encoder, read_texts(args.data), args.out, args.batch_size, float16=args.float16)
+        print(
+            f"wrote {summary['rows']} x {summary['dim']} text embeddings to {args.out}/embeddings.npy "
+            "(texts in ids.txt)"
+        )
+        return 0
     dataset = load_dataset(args.data, split=args.split)
     summary = embed_dataset(
         encoder, dataset, args.out, args.batch_size, args.num_workers, float16=args.float16, progress=not args.quiet
@@ -188,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
     p = sub.add_parser("embed", help="embed a data set with an encoder: embeddings.npy + ids.txt, streamed")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from contrastkit train / export")
-    p.add_argument("data", metavar="DATA", help="a built-in data set name or a path (folder, listing, ...)")
+    p.add_argument(
+        "data", metavar="DATA", help="a built-in data set name or a path (folder, listing, ...); texts: .txt / .jsonl"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--split", default=None, help="split of a built-in data set (default: train)")
     p.add_argument("--float16", action="store_true", help="store float16 embeddings (half the disk)")

@@ -114,3 +114,63 @@ def embed_dataset(
     }
     (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
+    """Texts to embed: one per line of a ``.txt`` file, or the ``field`` of each JSON line of a ``.jsonl`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"text file {str(path)!r} does not exist")
+    lines = path.read_text(encoding="utf-8").split("\n")
+    if path.suffix.lower() not in (".jsonl", ".ndjson"):
+        texts = [line.strip() for line in lines if line.strip()]
+    else:
+        texts = []
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw).get(field) if raw.lstrip().startswith("{") else None
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}, line {number}: malformed JSON ({e.msg})") from None
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"{path}, line {number}: no non-empty string field {field!r}")
+            texts.append(value.strip())
+    if not texts:
+        raise ValueError(f"{path} holds no texts: nothing to embed")
+    return texts
+
+
+def embed_texts(
+    encoder: torch.nn.Module, texts: list[str], out_dir: str | os.PathLike, batch_size: int = 128, float16=False
+) -> dict[str, Any]:
+    """Like :func:`embed_dataset` for texts, with a text encoder (``kind: text``) or a clip run's dual encoder:
+    ``embeddings.npy`` (L2-normalised rows), ``ids.txt`` (the texts themselves, one per line) and ``embed.json``."""
+    import torch.nn.functional as F
+
+    info = encoder.encoder_info
+    kind = info.get("kind", "image")
+    if kind == "image":
+        raise ValueError(f"{encoder.encoder_path}: an image encoder cannot embed texts (kind image)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = np.float16 if float16 else np.float32
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start : start + batch_size]
+            z = encoder.encode_text(chunk) if kind == "dual" else F.normalize(encoder(chunk).float(), dim=-1)
+            rows.append(z.float().cpu().numpy().astype(dtype))  # (b, D)
+    embeddings = np.concatenate(rows)
+    np.save(out / "embeddings.npy", embeddings)
+    (out / "ids.txt").write_text("".join(" ".join(t.split()) + "\n" for t in texts), encoding="utf-8")
+    summary = {
+        "rows": len(texts),
+        "dim": int(embeddings.shape[1]),
+        "dtype": np.dtype(dtype).name,
+        "skipped": [],
+        "encoder": {"kind": kind, "method": info.get("method")},
+        "encoder_path": str(Path(encoder.encoder_path).resolve()),
+    }
+    (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,55 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from contrastkit.backbones import create_backbone
+from contrastkit.methods import CLIP, create_method
+
+CAPTIONS = [f"a photo of the digit {i}." for i in range(6)]
+
+
+def small_clip(**params):
+    torch.manual_seed(0)
+    return create_method("clip", create_backbone("small_cnn", in_chans=1), embed_dim=16, **params)
+
+
+def test_loss_is_the_symmetric_cross_entropy_of_the_projected_embeddings():
+    method = small_clip(text_encoder="transformer", text_width=32, text_layers=1, lock_text=False)
+    images = torch.randn(6, 1, 28, 28)
+    out = method([images], CAPTIONS)
+    img, txt = method.embed_batch([images], CAPTIONS)
+    # written out in float64: CLIP (Radford et al. 2021), logits = scale * cos, cross-entropy both ways
+    logits = math.exp(method.criterion.log_logit_scale.item()) * (
+        F.normalize(img.double(), dim=1) @ F.normalize(txt.double(), dim=1).T
+    )
+    target = torch.arange(6)
+    expected = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+    torch.testing.assert_close(out.loss.double(), expected, rtol=1e-5, atol=1e-5)
+    assert out.metrics["logit_scale"].item() == pytest.approx(1 / 0.07, rel=1e-5)
+    out.loss.backward()
+    for name in ("image_projection", "text_projection"):
+        assert getattr(method.model, name).weight.grad.abs().sum() > 0, name
+    assert method.criterion.log_logit_scale.grad is not None  # the temperature is learnt
+    assert method.model.text_encoder.token_embedding.weight.grad is not None  # from scratch: the tower learns
+
+
+def test_siglip_loss_and_locked_minilm_tower(minilm):
+    method = small_clip(loss="siglip")
+    assert method.model.lock_text
+    out = method([torch.randn(6, 1, 28, 28)], CAPTIONS)
+    out.loss.backward()
+    assert all(p.grad is None for p in method.model.text_encoder.parameters())
+    assert method.criterion.logit_bias.grad is not None
+
+
+def test_inputs_are_checked():
+    method = small_clip(text_encoder="transformer", text_width=16, text_layers=1, lock_text=False)
+    with pytest.raises(TypeError, match="captions"):
+        method([torch.randn(4, 1, 28, 28)], None)
+    with pytest.raises(ValueError, match="one caption per image"):
+        method([torch.randn(4, 1, 28, 28)], CAPTIONS)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        small_clip(loss="triplet")
+    assert CLIP.uses_captions and CLIP.num_views == 1

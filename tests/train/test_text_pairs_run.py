@@ -1,0 +1,77 @@
+"""`contrastkit train text-pairs` on real text pairs (Python's reference documentation, offline): held-out retrieval
+before and after, export as a text encoder, `embed` of texts and `search --text`."""
+
+import json
+
+import pytest
+import torch
+
+from contrastkit.cli.main import main
+from contrastkit.data.python_doc_pairs import write_python_doc_pairs
+from contrastkit.data.text_pairs import TextPairsDataset
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pairs")
+    pairs = out / "pairs.jsonl"
+    assert write_python_doc_pairs(pairs) > 500
+    args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={out}", "data.batch_size=16",
+            "data.train_fraction=0.2", "trainer.max_steps=6", "final_eval.test_size=100",
+            "trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(args) == 0
+    return out / "text-pairs", pairs
+
+
+def test_retrieval_before_and_after_is_reported_and_before_matches_sentence_transformers(run):
+    run_dir, pairs = run
+    result = json.loads((run_dir / "final_eval.json").read_text())
+    assert result["held_out_pairs"] == 100
+    for stage in ("before", "after"):
+        assert 0.0 < result[stage]["recall@1"] <= result[stage]["recall@10"] <= 1.0
+    # 'before' is the pretrained model: recompute it with sentence-transformers on the same held-out split
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    from contrastkit.backbones.minilm_text_encoder import minilm_path
+    from contrastkit.eval import retrieval_metrics
+
+    dataset = TextPairsDataset(pairs)
+    order = np.random.default_rng(0).permutation(len(dataset))
+    held = np.sort(order[:100])
+    model = SentenceTransformer(str(minilm_path()), device="cpu")
+    a = model.encode([dataset[int(i)][0] for i in held], convert_to_tensor=True)
+    p = model.encode([dataset[int(i)][1][0] for i in held], convert_to_tensor=True)
+    reference = retrieval_metrics(a, p, (torch.arange(100), torch.arange(100)))
+    assert result["before"]["recall@1"] == pytest.approx(reference["recall@1"], abs=0.011)
+    assert result["before"]["mrr"] == pytest.approx(reference["mrr"], abs=0.01)
+    assert result["after"]["mrr"] > result["before"]["mrr"] - 0.05  # a few steps do not wreck the encoder
+
+
+def test_text_encoder_embeds_and_searches_texts(run, tmp_path, capsys):
+    run_dir, _ = run
+    from contrastkit import load_encoder
+
+    encoder = load_encoder(run_dir / "encoder.safetensors")
+    assert encoder.encoder_info["kind"] == "text"
+    texts = tmp_path / "docs.txt"
+    texts.write_text("How to sort a list in place.\nThe for statement iterates over a sequence.\nOpening files.\n")
+    assert main(["embed", str(run_dir / "encoder.safetensors"), str(texts), "--out", str(tmp_path / "e")]) == 0
+    assert main(["index", "build", str(tmp_path / "e"), "--out", str(tmp_path / "t.faiss")]) == 0
+    capsys.readouterr()
+    assert main(["search", str(tmp_path / "t.faiss"), "--text", "loop over the items of a list", "-k", "3"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 3 and "for statement" in lines[0]
+
+
+def test_bad_pairs_files_are_refused(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"anchor": "a", "positive": "b"}\n{"anchor": "c"}\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl, line 2: missing column 'positive'"):
+        TextPairsDataset(bad)
+    bad.write_text('{"anchor": "a", "positive": "b"}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2: malformed JSON"):
+        TextPairsDataset(bad)
+    assert main(["train", "text-pairs", f"out_dir={tmp_path}"]) == 2  # no data.path: a clear error, exit 2
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TextPairsDataset(tmp_path / "missing.jsonl")
