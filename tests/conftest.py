@@ -4,8 +4,8 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 # Set CONTRASTKIT_TEST_SEED to run the suite from another global RNG state (robustness check).
 SEED = int(os.environ.get("CONTRASTKIT_TEST_SEED", "0"))

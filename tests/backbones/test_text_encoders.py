@@ -60,5 +60,5 @@ def test_bad_text_inputs():
         tower([])
     with pytest.raises(ValueError, match="text_encoder must be one of"):
         create_text_encoder("bert")
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         create_text_encoder("minilm", model_path="/nonexistent/folder")

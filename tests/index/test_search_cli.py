@@ -41,6 +41,6 @@ def test_embed_build_search_round_trip(tmp_path, capsys):
     scores = [float(line.split()[1]) for line in lines]
     assert scores == sorted(scores, reverse=True)
     assert main(["search", str(tmp_path / "gallery.faiss"), "--text", "a shoe"]) == 2
-    assert "needs a text encoder" in capsys.readouterr().err
+    assert "image-only encoder cannot embed text" in capsys.readouterr().err
     assert main(["index", "build", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.faiss")]) == 2
     assert "contrastkit embed" in capsys.readouterr().err

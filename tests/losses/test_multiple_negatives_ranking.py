@@ -50,5 +50,5 @@ def test_bad_inputs_are_named():
         loss_fn(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 7))
     with pytest.raises(ValueError, match="temperature"):
         MultipleNegativesRankingLoss(temperature=0)
-    with pytest.raises(ValueError, match="finite|NaN"):
+    with pytest.raises(ValueError, match=r"finite|NaN"):
         loss_fn(torch.full((4, 8), float("nan")), torch.randn(4, 8))

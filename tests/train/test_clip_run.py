@@ -73,7 +73,7 @@ def test_export_load_zeroshot_and_text_search(run, tmp_path, capsys):
     for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.equal(x, y), name
     capsys.readouterr()
-    assert main(["zeroshot", str(result.encoder), "--data", "digits", "--classes", ",".join(SEEN + ["8", "9"])]) == 0
+    assert main(["zeroshot", str(result.encoder), "--data", "digits", "--classes", ",".join([*SEEN, "8", "9"])]) == 0
     assert "top-1" in capsys.readouterr().out
     emb = tmp_path / "emb"
     assert main(["embed", str(result.encoder), "digits", "--out", str(emb), "--quiet", "--num-workers", "0"]) == 0
@@ -97,3 +97,29 @@ def test_clip_without_captions_is_refused_before_training(tmp_path):
         clip_config(tmp_path, "data.caption_templates=['no slot']")
     with pytest.raises(ValueError, match="not classes of"):
         train(clip_config(tmp_path, "data.classes=['cat']"))
+
+
+def test_clip_pairs_listing_trains_and_scores_held_out_retrieval(tmp_path):
+    from PIL import Image
+
+    from contrastkit.data import load_dataset
+
+    digits = load_dataset("digits")
+    rows = ["image,caption"]
+    for i in range(160):
+        Image.fromarray(digits.images[i, 0].numpy()).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,a handwritten digit {int(digits.targets[i])}")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    config = load_config(
+        "clip-pairs",
+        [f"data.path={tmp_path / 'pairs.csv'}", f"out_dir={tmp_path}", "backbone.name=small_cnn", "data.channels=1",
+         "data.image_size=16", "data.batch_size=32", "data.num_workers=0", "data.train_fraction=0.8",
+         "trainer.max_epochs=1", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "method.embed_dim=32",
+         "monitor.every_n_epochs=0"],
+    )  # fmt: skip
+    result = train(config)
+    rows = {r["encoder"]: r for r in result.final_eval["retrieval"]}
+    assert rows["clip (trained)"]["pairs"] == 32  # the 20% never trained on
+    for direction in ("image_to_text", "text_to_image"):
+        scores = rows["clip (trained)"][direction]
+        assert 0.0 <= scores["recall@1"] <= scores["recall@5"] <= scores["recall@10"] <= 1.0

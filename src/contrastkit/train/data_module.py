@@ -139,7 +139,7 @@ def take(dataset: Any, indices: np.ndarray) -> Labelled:
         items = [dataset[int(i)] for i in indices]
         items = [it for it in items if not isinstance(it, Skipped)]
         images = torch.stack([im for im, _ in items]) if items else torch.empty(0, dtype=torch.uint8)
-        labels = torch.tensor([t for _, t in items], dtype=torch.long)
+        labels = torch.tensor([t if isinstance(t, int) else -1 for _, t in items], dtype=torch.long)  # captions: -1
     keep = labels >= 0
     return Labelled(images[keep], labels[keep])
 
