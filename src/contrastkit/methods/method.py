@@ -1,9 +1,15 @@
-"""The interface every method shares: views in, loss and metrics out, ``embed`` for the backbone features."""
+"""The interface every method shares: views in, loss and metrics out, ``embed`` for the backbone features.
+
+Methods whose loss only couples samples through their final outputs (SimCLR, SupCon, CLIP) also split ``forward``
+into ``embed_batch`` (per-sample outputs) and ``loss_from_embeddings`` (the batch loss), which is what gradient
+caching (:class:`contrastkit.train.grad_cache.GradCache`) needs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -45,11 +51,15 @@ class Method(nn.Module):
     Attributes:
         num_views: how many views the method expects per image (``None``: any number >= its minimum).
         uses_labels: whether ``forward`` needs the batch's class labels (SupCon); the trainer passes them.
+        supports_grad_cache: whether the method implements :meth:`embed_batch` and :meth:`loss_from_embeddings`
+            (its ``forward`` is then ``loss_from_embeddings(embed_batch(views, labels), labels)``), so that
+            :class:`~contrastkit.train.grad_cache.GradCache` can embed a large batch in chunks.
         progress: the trainer's :class:`Progress`; set it with :meth:`set_progress` in your own loop.
     """
 
     num_views: int | None = 2
     uses_labels: bool = False
+    supports_grad_cache: bool = False
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -70,6 +80,26 @@ class Method(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         """Backbone features ``(B, feature_dim)`` of ``x``: the representation used downstream."""
         return self.backbone(x)
+
+    def embed_batch(self, views: Sequence[Tensor], labels: Any = None) -> list[Tensor]:
+        """The per-sample outputs the loss is computed from, with graph: tensors whose row ``i`` depends only on
+        sample ``i`` of the batch (e.g. one ``(B, D)`` projection per view), so the batch can be embedded in chunks.
+
+        ``labels`` is the batch's second element (class ids, captions, ...) or None. Methods with
+        ``supports_grad_cache = True`` implement it; the default refuses.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement embed_batch: it does not support gradient caching "
+            "(supports_grad_cache = False)"
+        )
+
+    def loss_from_embeddings(self, embeddings: list[Tensor], labels: Any = None) -> MethodOutput:
+        """The loss and metrics of the whole batch from the outputs of :meth:`embed_batch` (rows concatenated
+        over chunks). Methods with ``supports_grad_cache = True`` implement it; the default refuses."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement loss_from_embeddings: it does not support gradient caching "
+            "(supports_grad_cache = False)"
+        )
 
     def set_progress(self, progress: Progress) -> None:
         """Tell the method where training stands (the trainer calls it before every step)."""
