@@ -50,6 +50,7 @@ bench: $(STAMP) | $(FMNIST)
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/methods.py
 	$(PY) benchmarks/search.py
+	$(PY) benchmarks/gradcache.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

@@ -53,3 +53,23 @@ def test_inputs_are_checked():
     with pytest.raises(ValueError, match="loss must be one of"):
         small_clip(loss="triplet")
     assert CLIP.uses_captions and CLIP.num_views == 1
+
+
+def test_grad_cache_gives_the_full_batch_gradients_for_clip():
+    from contrastkit.train.grad_cache import GradCache
+
+    def build():
+        torch.manual_seed(0)
+        image = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.GELU())
+        image.feature_dim = 32
+        return create_method(
+            "clip", image, text_encoder="transformer", text_width=32, text_layers=1, lock_text=False, embed_dim=16
+        )
+
+    images, captions = torch.randn(10, 1, 8, 8), [f"a handwritten digit {i % 4}" for i in range(10)]
+    plain, cached = build(), build()
+    plain([images], captions).loss.backward()
+    GradCache(cached, chunk_size=3)([images], captions)
+    for (name, p), q in zip(plain.named_parameters(), cached.parameters(), strict=True):
+        if p.grad is not None:
+            torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=2e-5, msg=name)

@@ -17,7 +17,8 @@ LOSSES = ("clip", "siglip")
 
 @register_method
 class CLIP(Method):
-    """CLIP (Radford et al., ICML 2021, arXiv 2103.00020): contrastive image-text pre-training.
+    """CLIP (Radford et al., ICML 2021, arXiv 2103.00020): contrastive image-text pre-training; supports
+    ``trainer.grad_cache_chunk_size`` (GradCache) for large batches in small memory.
 
     The image backbone and a text tower (pretrained all-MiniLM-L6-v2, or a small Transformer from scratch with its
     tokenizer) are projected to ``embed_dim`` by a :class:`~contrastkit.backbones.dual_encoder.DualEncoder`; the

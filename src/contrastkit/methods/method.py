@@ -1,4 +1,9 @@
-"""The interface every method shares: views in, loss and metrics out, ``embed`` for the backbone features."""
+"""The interface every method shares: views in, loss and metrics out, ``embed`` for the backbone features.
+
+Methods whose loss only couples samples through their final outputs (SimCLR, SupCon, CLIP) also split ``forward``
+into ``embed_batch`` (per-sample outputs) and ``loss_from_embeddings`` (the batch loss), which is what gradient
+caching (:class:`contrastkit.train.grad_cache.GradCache`) needs.
+"""
 
 from __future__ import annotations
 
@@ -49,6 +54,9 @@ class Method(nn.Module):
         uses_captions: whether ``forward`` needs the batch's texts (CLIP: captions; text pairs: the paired texts);
             the trainer passes them as the second argument.
         text_only: the inputs are texts, not images (no views; the backbone is a text encoder).
+        supports_grad_cache: whether the method implements :meth:`embed_batch` and :meth:`loss_from_embeddings`
+            (its ``forward`` is then ``loss_from_embeddings(embed_batch(views, labels), labels)``), so that
+            :class:`~contrastkit.train.grad_cache.GradCache` can embed a large batch in chunks.
         progress: the trainer's :class:`Progress`; set it with :meth:`set_progress` in your own loop.
     """
 
@@ -56,6 +64,7 @@ class Method(nn.Module):
     uses_labels: bool = False
     uses_captions: bool = False
     text_only: bool = False
+    supports_grad_cache: bool = False
 
     def __init__(self, backbone: nn.Module) -> None:
         super().__init__()
@@ -83,6 +92,26 @@ class Method(nn.Module):
         Default: the backbone (``kind: image``). Image-text methods export both towers (``kind: dual``).
         """
         return self.backbone, {"kind": "image"}
+
+    def embed_batch(self, views: Sequence[Tensor], labels: Any = None) -> list[Tensor]:
+        """The per-sample outputs the loss is computed from, with graph: tensors whose row ``i`` depends only on
+        sample ``i`` of the batch (e.g. one ``(B, D)`` projection per view), so the batch can be embedded in chunks.
+
+        ``labels`` is the batch's second element (class ids, captions, ...) or None. Methods with
+        ``supports_grad_cache = True`` implement it; the default refuses.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement embed_batch: it does not support gradient caching "
+            "(supports_grad_cache = False)"
+        )
+
+    def loss_from_embeddings(self, embeddings: list[Tensor], labels: Any = None) -> MethodOutput:
+        """The loss and metrics of the whole batch from the outputs of :meth:`embed_batch` (rows concatenated
+        over chunks). Methods with ``supports_grad_cache = True`` implement it; the default refuses."""
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement loss_from_embeddings: it does not support gradient caching "
+            "(supports_grad_cache = False)"
+        )
 
     def set_progress(self, progress: Progress) -> None:
         """Tell the method where training stands (the trainer calls it before every step)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -30,7 +31,11 @@ class SimCLR(Method):
         gather_distributed: gather embeddings from all processes so each sees the global batch's negatives.
         batch_norm: BatchNorm in the projection head (as in the paper); off for per-sample heads, e.g. on CPU
             processes, where BatchNorm statistics cannot be synchronised.
+
+    Supports gradient caching (``embed_batch``: one ``(B, projection_dim)`` projection per view).
     """
+
+    supports_grad_cache = True
 
     def __init__(
         self,
@@ -48,8 +53,14 @@ class SimCLR(Method):
         )
         self.criterion = InfoNCELoss(temperature=temperature, gather_distributed=gather_distributed)
 
-    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
+    def embed_batch(self, views: Sequence[Tensor], labels: Any = None) -> list[Tensor]:
         self.check_views(views)
-        z_a, z_b = (self.projection_head(self.backbone(v)) for v in views)  # (B, projection_dim) each
+        return [self.projection_head(self.backbone(v)) for v in views]  # (B, projection_dim) per view
+
+    def loss_from_embeddings(self, embeddings: list[Tensor], labels: Any = None) -> MethodOutput:
+        z_a, z_b = embeddings
         loss = self.criterion(z_a, z_b)
         return MethodOutput(loss, {"loss": loss.detach()})
+
+    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
+        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -31,9 +32,12 @@ class SupCon(Method):
         temperature: SupCon temperature (0.1 in the paper).
         gather_distributed: contrast against the views and labels of all processes.
         batch_norm: BatchNorm in the projection head (off, as the paper's reference code).
+
+    Supports gradient caching (``embed_batch``: one ``(B, projection_dim)`` projection per view).
     """
 
     uses_labels = True
+    supports_grad_cache = True
 
     def __init__(
         self,
@@ -51,14 +55,25 @@ class SupCon(Method):
         )
         self.criterion = SupConLoss(temperature=temperature, gather_distributed=gather_distributed)
 
-    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
-        self.check_views(views)
+    @staticmethod
+    def _check_labels(labels: Any) -> None:
         if labels is None:
             raise ValueError(
                 "SupCon is supervised: it needs labelled data, forward(views, labels) with the batch's class labels "
                 "(the trainer passes them for methods with uses_labels=True); got labels=None"
             )
-        z = self.projection_head(self.backbone(torch.cat(list(views))))  # (2B, projection_dim)
-        features = torch.stack(z.chunk(2), dim=1)  # (B, 2, projection_dim), normalised by the loss
+
+    def embed_batch(self, views: Sequence[Tensor], labels: Any = None) -> list[Tensor]:
+        self.check_views(views)
+        self._check_labels(labels)
+        z = self.projection_head(self.backbone(torch.cat(list(views))))  # (V B, projection_dim)
+        return list(z.chunk(len(views)))  # (B, projection_dim) per view
+
+    def loss_from_embeddings(self, embeddings: list[Tensor], labels: Any = None) -> MethodOutput:
+        self._check_labels(labels)
+        features = torch.stack(list(embeddings), dim=1)  # (B, V, projection_dim), normalised by the loss
         loss = self.criterion(features, labels)
         return MethodOutput(loss, {"loss": loss.detach()})
+
+    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
+        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)

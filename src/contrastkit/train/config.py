@@ -98,6 +98,7 @@ class TrainerConfig:
     precision: str = "32-true"  # 32-true, bf16-mixed or 16-mixed (similarities stay float32 in the losses)
     accumulate_grad_batches: int = 1  # optimiser step every k batches (not a larger negative set: use gathering)
     gradient_clip_val: float | None = None  # clip the gradient norm to this value
+    grad_cache_chunk_size: int = 0  # 0: off; >0: GradCache, embed batches in chunks of this many samples (less memory)
     sync_batchnorm: bool = True  # SyncBatchNorm across processes when distributed (global-batch statistics)
     log_every_n_steps: int = 10  # logging interval in steps
     limit_train_batches: float = 1.0  # fraction (<= 1.0) or number (> 1) of batches per epoch
@@ -113,6 +114,7 @@ class TrainerConfig:
         _check_range("trainer.max_epochs", self.max_epochs, low=1)
         _check_range("trainer.num_nodes", self.num_nodes, low=1)
         _check_range("trainer.accumulate_grad_batches", self.accumulate_grad_batches, low=1)
+        _check_range("trainer.grad_cache_chunk_size", self.grad_cache_chunk_size, low=0)
         _check_range("trainer.limit_train_batches", self.limit_train_batches, low=0.0, strict=True)
         self.devices = str(self.devices)
 

@@ -17,7 +17,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from contrastkit.backbones import create_backbone, save_encoder
 from contrastkit.methods import Method, create_method
 from contrastkit.train.checkpoint_io import AtomicCheckpointIO
-from contrastkit.train.config import RunConfig, config_to_dict
+from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
 from contrastkit.train.data_module import RunDataModule
 from contrastkit.train.lit_method import LitMethod
 from contrastkit.train.monitor import EmbeddingMonitor
@@ -68,6 +68,18 @@ def build_method(config: RunConfig, in_chans: int) -> Method:
     return create_method(params.pop("name"), backbone, **params)
 
 
+def check_grad_cache(config: RunConfig, method: Method) -> None:
+    """Refuse ``trainer.grad_cache_chunk_size > 0`` for a method without ``embed_batch``/``loss_from_embeddings``."""
+    if config.trainer.grad_cache_chunk_size > 0 and not type(method).supports_grad_cache:
+        from contrastkit.train.grad_cache import available_methods
+
+        raise ConfigError(
+            f"trainer.grad_cache_chunk_size={config.trainer.grad_cache_chunk_size}: method {config.method['name']!r} "
+            f"does not support gradient caching (its loss is not computed from per-sample embeddings it exposes); "
+            f"methods that do: {', '.join(available_methods())}. Set trainer.grad_cache_chunk_size=0"
+        )
+
+
 def _devices(text: str) -> Any:
     text = text.strip()
     if text.isdigit() or text == "-1":
@@ -85,9 +97,13 @@ def build_trainer(config: RunConfig, callbacks: list[pl.Callback], loggers: list
     """The Lightning ``Trainer`` of the trainer section, with atomic checkpoint files.
 
     SyncBatchNorm needs CUDA (PyTorch's implementation): on CPU processes BatchNorm statistics stay per process.
+    With gradient caching (``trainer.grad_cache_chunk_size > 0``) the module optimises manually, which Lightning
+    refuses with ``accumulate_grad_batches`` or ``gradient_clip_val`` set: the Trainer gets neutral values and
+    :class:`LitMethod` applies the config's.
     """
     t = config.trainer
     sync_batchnorm = t.sync_batchnorm and _uses_cuda(t.accelerator)
+    manual = t.grad_cache_chunk_size > 0
     return pl.Trainer(
         max_epochs=t.max_epochs,
         max_steps=t.max_steps,
@@ -96,8 +112,8 @@ def build_trainer(config: RunConfig, callbacks: list[pl.Callback], loggers: list
         num_nodes=t.num_nodes,
         strategy=t.strategy,
         precision=t.precision,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val,
+        accumulate_grad_batches=1 if manual else t.accumulate_grad_batches,
+        gradient_clip_val=None if manual else t.gradient_clip_val,
         sync_batchnorm=sync_batchnorm,
         log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches,
@@ -181,11 +197,22 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
             "give data.path an image-caption listing (.csv/.jsonl with image and caption columns), or labelled data "
             "with data.caption_templates (e.g. ['a photo of a {}.'])"
         )
+    check_grad_cache(config, method)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     exported, export_info = method.export_module()
     info = {**encoder_info(config, views, views.specs[0].channels), **export_info}
-    module = LitMethod(method, views, config.optim, info, use_labels=method.uses_labels or method.uses_captions)
+    t = config.trainer
+    module = LitMethod(
+        method,
+        views,
+        config.optim,
+        info,
+        use_labels=method.uses_labels or method.uses_captions,
+        grad_cache_chunk_size=t.grad_cache_chunk_size,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+    )
     spec = views.specs[0]
     monitor = EmbeddingMonitor(
         config.monitor, data.bank, data.queries, data.health_images(), spec.mean, spec.std, spec.size
@@ -206,6 +233,11 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
     ]
     trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
+    if t.grad_cache_chunk_size > 0 and trainer.world_size > 1:
+        raise ConfigError(
+            f"trainer.grad_cache_chunk_size={t.grad_cache_chunk_size} runs in one process only, this run has "
+            f"{trainer.world_size}: use one device (trainer.devices=1), or trainer.grad_cache_chunk_size=0"
+        )
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     if data.skips.count:
         print(data.skips.summary(total=len(data.train_indices)))
@@ -222,4 +254,4 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", monitor.history, final)
 
 
-__all__ = ["TrainResult", "build_method", "build_trainer", "build_views", "train"]
+__all__ = ["TrainResult", "build_method", "build_trainer", "build_views", "check_grad_cache", "train"]

@@ -90,7 +90,14 @@ def build_text_method(config: RunConfig) -> Method:
 def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
     """Fine-tune a text encoder on ``config.data.path``'s pairs; write checkpoints, logs, ``encoder.safetensors``
     (``kind: text``) and ``final_eval.json`` (held-out retrieval before and after training)."""
-    from contrastkit.train.fit import InterruptCheckpoint, TrainResult, _loggers, build_trainer, resolve_resume
+    from contrastkit.train.fit import (
+        InterruptCheckpoint,
+        TrainResult,
+        _loggers,
+        build_trainer,
+        check_grad_cache,
+        resolve_resume,
+    )
 
     run_dir = config.run_dir
     resume = resolve_resume(config)
@@ -102,7 +109,18 @@ def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
     exported, export_info = method.export_module()
     info = {"method": config.method["name"], "config": config_to_dict(config), **export_info}
     before = pair_retrieval(method.backbone, data.dataset, data.held_out) if len(data.held_out) >= 2 else None
-    module = LitMethod(method, None, config.optim, info, use_labels=True)
+    check_grad_cache(config, method)
+    t = config.trainer
+    module = LitMethod(
+        method,
+        None,
+        config.optim,
+        info,
+        use_labels=True,
+        grad_cache_chunk_size=t.grad_cache_chunk_size,
+        accumulate_grad_batches=t.accumulate_grad_batches,
+        gradient_clip_val=t.gradient_clip_val,
+    )
     checkpoints = run_dir / "checkpoints"
     all_callbacks = [
         *callbacks,

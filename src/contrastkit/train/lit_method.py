@@ -4,10 +4,15 @@ Lightning supplies the loop, DDP over devices and nodes, mixed precision, gradie
 logging; this adapter only turns a batch of uint8 images into views (batched engine, on the training device),
 calls the method, schedules the learning rate and keeps the method's schedules (EMA momentum, DINO temperatures)
 informed of the progress. Checkpoints also carry the RNG states, so a resumed run draws the same views.
+
+With gradient caching (``grad_cache_chunk_size > 0``) the adapter optimises manually (Lightning's automatic loop
+backpropagates one loss once) and does itself what Lightning would: gradient accumulation, clipping, the method's
+optimiser-step hooks, the per-step learning-rate schedule and the same logging.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -18,6 +23,7 @@ from torch import Tensor
 
 from contrastkit.methods import Method, Progress
 from contrastkit.train.config import OptimConfig
+from contrastkit.train.grad_cache import GradCache
 from contrastkit.train.optim import build_optimizer, build_scheduler
 from contrastkit.views import MultiViews
 
@@ -60,6 +66,11 @@ class LitMethod(pl.LightningModule):
         info: the encoder metadata (backbone name, channels, normalisation, the run's config), stored in every
             checkpoint so ``contrastkit export`` can rebuild the encoder from a checkpoint alone.
         use_labels: pass the batch's targets to the method (class ids for SupCon, texts for CLIP).
+        grad_cache_chunk_size: > 0: embed each batch in chunks of this many samples and backpropagate with
+            :class:`~contrastkit.train.grad_cache.GradCache` (manual optimisation); 0: Lightning's automatic step.
+        accumulate_grad_batches: with grad caching, step the optimiser every k batches (loss scaled 1/k), as
+            ``Trainer(accumulate_grad_batches=k)`` does in the automatic mode (which Lightning refuses in manual mode).
+        gradient_clip_val: with grad caching, clip the gradient norm to this value (``Trainer(gradient_clip_val)``).
     """
 
     def __init__(
@@ -69,6 +80,9 @@ class LitMethod(pl.LightningModule):
         optim: OptimConfig,
         info: dict[str, Any] | None = None,
         use_labels: bool = False,
+        grad_cache_chunk_size: int = 0,
+        accumulate_grad_batches: int = 1,
+        gradient_clip_val: float | None = None,
     ) -> None:
         super().__init__()
         self.method = method
@@ -76,13 +90,38 @@ class LitMethod(pl.LightningModule):
         self.optim = optim
         self.info = info or {}
         self.use_labels = use_labels
+        if grad_cache_chunk_size < 0 or accumulate_grad_batches < 1:
+            raise ValueError(
+                f"grad_cache_chunk_size must be >= 0 and accumulate_grad_batches >= 1, got {grad_cache_chunk_size} "
+                f"and {accumulate_grad_batches}"
+            )
+        self.grad_cache = GradCache(method, grad_cache_chunk_size) if grad_cache_chunk_size > 0 else None
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.gradient_clip_val = gradient_clip_val
+        if self.grad_cache is not None:
+            self.automatic_optimization = False
 
     def forward(self, x: Tensor) -> Tensor:
         return self.method.embed(x)
 
+    def _accumulate(self) -> int:
+        """Batches per optimiser step: the trainer's in the automatic mode, ours with grad caching."""
+        return self.accumulate_grad_batches if self.grad_cache is not None else self.trainer.accumulate_grad_batches
+
+    def _stepping_batches(self) -> int:
+        """Optimiser steps in the whole run, as ``trainer.estimated_stepping_batches`` counts them."""
+        trainer = self.trainer
+        estimated = trainer.estimated_stepping_batches  # also sets up the training data when needed
+        batches = trainer.num_training_batches
+        if self.grad_cache is not None and trainer.max_epochs != -1 and batches != float("inf"):
+            estimated = math.ceil(batches / self.accumulate_grad_batches) * max(trainer.max_epochs or 1, 1)
+            if trainer.max_steps != -1:
+                estimated = min(estimated, trainer.max_steps)
+        return max(int(estimated), 1)
+
     def _progress(self, batch_idx: int) -> Progress:
         trainer = self.trainer
-        total = max(int(trainer.estimated_stepping_batches), 1)
+        total = self._stepping_batches()
         batches = trainer.num_training_batches
         fraction = batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
         return Progress(step=int(trainer.global_step), total_steps=total, epoch=trainer.current_epoch + fraction)
@@ -93,15 +132,40 @@ class LitMethod(pl.LightningModule):
             return None
         self.method.set_progress(self._progress(batch_idx))
         views = [images] if self.views is None else self.views.batch(images)  # V x (B, C, S, S) float32
-        out = self.method(views, targets if self.use_labels else None)
+        labels = targets if self.use_labels else None
+        if self.grad_cache is None:
+            out = self.method(views, labels)
+        else:  # forward and backward of the whole batch, chunk by chunk (the loss scaled 1/k, as Lightning does)
+            k = self.accumulate_grad_batches
+            out = self.grad_cache(views, labels, backward=lambda loss: self.manual_backward(loss / k))
         batch_size = len(images)
         for name, value in out.metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=True)
         self.log("train/lr", self.trainer.optimizers[0].param_groups[0]["lr"], batch_size=batch_size)
+        if self.grad_cache is not None:
+            self._manual_optimizer_step(batch_idx)
         return out.loss
+
+    def _manual_optimizer_step(self, batch_idx: int) -> None:
+        """What Lightning's automatic loop does after backward: step every k batches (and at the end of the
+        epoch), clip (in :meth:`on_before_optimizer_step`, after AMP unscaling), the method's hooks, zero the
+        gradients, step the per-step learning-rate schedule."""
+        batches = self.trainer.num_training_batches
+        last = isinstance(batches, int) and batch_idx + 1 >= batches
+        if (batch_idx + 1) % self.accumulate_grad_batches != 0 and not last:
+            return
+        optimizer = self.optimizers()
+        optimizer.step()  # runs on_before_optimizer_step: method.before_optimizer_step, then clipping
+        optimizer.zero_grad()
+        self.method.after_optimizer_step()
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.method.before_optimizer_step()
+        if self.grad_cache is not None and self.gradient_clip_val:  # Lightning clips only in the automatic mode
+            self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip_val, gradient_clip_algorithm="norm")
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)
@@ -110,9 +174,9 @@ class LitMethod(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         trainer = self.trainer
         loader_batch = trainer.datamodule.batch_size if trainer.datamodule is not None else 256
-        global_batch = loader_batch * trainer.world_size * trainer.accumulate_grad_batches
+        global_batch = loader_batch * trainer.world_size * self._accumulate()
         optimizer = build_optimizer(self.method, self.optim, global_batch)
-        total = max(int(trainer.estimated_stepping_batches), 1)
+        total = self._stepping_batches()
         steps_per_epoch = max(total // max(trainer.max_epochs or 1, 1), 1)
         return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, total, steps_per_epoch)}
 
