@@ -50,6 +50,7 @@ bench: $(STAMP) | $(FMNIST)
 	$(PY) benchmarks/train.py
 	$(PY) benchmarks/methods.py
 	$(PY) benchmarks/search.py
+	$(PY) benchmarks/clip.py
 	$(PY) benchmarks/gradcache.py
 
 lint: $(STAMP)

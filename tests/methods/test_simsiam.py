@@ -95,7 +95,7 @@ def test_stop_gradient_on_the_projections():
 
     with_stop, without_stop = manual(True), manual(False)
     for g, g_stop in zip(grads, with_stop, strict=True):
-        torch.testing.assert_close(g, g_stop, rtol=1e-4, atol=1e-7)
+        torch.testing.assert_close(g, g_stop, rtol=1e-4, atol=1e-6)
     differences = [(g - g_free).abs().max().item() for g, g_free in zip(grads, without_stop, strict=True)]
     assert max(differences) > 1e-4  # the gradient through the targets is not negligible: the test is sensitive
 

@@ -1,6 +1,6 @@
 """Trains tiny SimCLR for a few steps; run directly (1 process) or under torchrun (DDP, gloo). Used by test_ddp.py.
 
-Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH
+Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH [GRAD_CACHE_CHUNK]
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ def groupnorm_cnn(in_chans: int = 1, small_input: bool = False) -> nn.Module:
 
 if __name__ == "__main__":
     out_dir, processes, global_batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    chunk = int(sys.argv[4]) if len(sys.argv) > 4 else 0
     config = tiny_config(
         out_dir,
         f"trainer.devices={processes}",
@@ -52,5 +53,6 @@ if __name__ == "__main__":
         "views.hflip_p=0.0",
         "views.jitter_p=0.0",
         "views.grayscale_p=0.0",
+        f"trainer.grad_cache_chunk_size={chunk}",
     )
     train(config)

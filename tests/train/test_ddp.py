@@ -38,3 +38,16 @@ def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
     assert one[0] != one[-1]  # the weights moved, so equal curves mean equal updates, not just an equal start
     for step, (a, b) in enumerate(zip(one, two, strict=True)):
         assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes {b}"
+
+
+def test_two_processes_with_grad_cache_follow_the_single_process_loss_curve(tmp_path):
+    """GradCache over DDP: DDP's per-backward all-reduce is off, gradients are averaged once per step; the loss
+    curve equals one process on the whole batch without gradient caching."""
+    single, double = tmp_path / "single", tmp_path / "double"
+    _run([sys.executable, str(SCRIPT), str(single), "1", str(GLOBAL_BATCH)], tmp_path)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    _run([*torchrun, str(SCRIPT), str(double), "2", str(GLOBAL_BATCH), "12"], tmp_path)  # chunks of 12 of 32
+    one, two = _losses(single / "tiny"), _losses(double / "tiny")
+    assert len(one) == len(two) == 6 and one[0] != one[-1]
+    for step, (a, b) in enumerate(zip(one, two, strict=True)):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes + GradCache {b}"

@@ -17,9 +17,11 @@ RECIPES = [name for name in list_recipes() if name.endswith("-fashion-mnist")]
 
 def test_every_method_has_a_recipe_per_data_set():
     methods = {load_config(name).method["name"] for name in RECIPES}
-    assert methods == {"simclr", "moco", "byol", "simsiam", "barlowtwins", "vicreg", "dino", "supcon"}
+    image_only = {"simclr", "moco", "byol", "simsiam", "barlowtwins", "vicreg", "dino", "supcon"}
+    assert methods == image_only | {"clip"}  # CLIP: clip-fashion-mnist, clip-pairs (your own captions)
     for suffix in ("cifar10", "imagenet"):
-        assert len([n for n in list_recipes() if n.endswith(f"-{suffix}")]) == len(RECIPES)
+        assert len([n for n in list_recipes() if n.endswith(f"-{suffix}")]) == len(image_only)
+    assert {"clip-pairs", "text-pairs"} <= set(list_recipes())
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

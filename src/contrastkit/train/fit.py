@@ -233,11 +233,6 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
     ]
     trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
-    if t.grad_cache_chunk_size > 0 and trainer.world_size > 1:
-        raise ConfigError(
-            f"trainer.grad_cache_chunk_size={t.grad_cache_chunk_size} runs in one process only, this run has "
-            f"{trainer.world_size}: use one device (trainer.devices=1), or trainer.grad_cache_chunk_size=0"
-        )
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     if data.skips.count:
         print(data.skips.summary(total=len(data.train_indices)))

@@ -39,11 +39,12 @@ EmbedFn = Callable[[Sequence[Tensor], Any], list[Tensor]]
 LossFn = Callable[[list[Tensor], Any], MethodOutput]
 
 
-def batch_size_of(views: Sequence[Tensor]) -> int:
-    """The number of samples in a batch of views (rows of the first view)."""
+def batch_size_of(views: Sequence[Any]) -> int:
+    """The number of samples in a batch of views (rows of the first view, or its length for a list of texts)."""
     if isinstance(views, Tensor) or not len(views):
-        raise TypeError("views must be a non-empty list of (B, ...) tensors")
-    return int(views[0].shape[0])
+        raise TypeError("views must be a non-empty list of (B, ...) tensors (or of lists of B texts)")
+    first = views[0]
+    return int(first.shape[0]) if isinstance(first, Tensor) else len(first)
 
 
 def slice_batch(obj: Any, start: int, stop: int) -> Any:
@@ -118,9 +119,9 @@ def grad_cache_step(
             The chunk passes then use plain ``torch.autograd.backward``: the cached embedding gradients already
             carry that scale.
 
-    Several processes: the chunk passes backpropagate once per chunk, so under DistributedDataParallel run them in
-    its ``no_sync()`` and average the gradients yourself; the contrastkit trainer refuses grad caching with more
-    than one process.
+    Several processes: the chunk passes backpropagate once per chunk, so under DistributedDataParallel run them
+    without its synchronisation (``no_sync()``, or ``require_backward_grad_sync = False``) and call
+    :func:`average_gradients` once before the optimiser step, as the contrastkit trainer does.
 
     Returns:
         The :class:`MethodOutput` of the whole batch, loss detached.
@@ -173,6 +174,31 @@ def grad_cache_step(
     return MethodOutput(result.loss.detach(), {k: v.detach() for k, v in result.metrics.items()})
 
 
+def average_gradients(parameters: Any) -> None:
+    """Average the ``.grad`` of ``parameters`` over the ``torch.distributed`` processes (one all-reduce per dtype and
+    device, on flattened buffers): what DistributedDataParallel does during backward, done once per optimiser step
+    when the backward passes ran without its synchronisation (several GradCache passes per step)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    world = dist.get_world_size()
+    groups: dict[tuple[torch.dtype, torch.device], list[Tensor]] = {}
+    for p in parameters:
+        if p.requires_grad:
+            if p.grad is None:  # unused this step on this process; others may have a gradient
+                p.grad = torch.zeros_like(p)
+            groups.setdefault((p.grad.dtype, p.grad.device), []).append(p.grad)
+    for grads in groups.values():
+        flat = torch.cat([g.reshape(-1) for g in grads])  # (sum of numels,)
+        dist.all_reduce(flat)
+        flat /= world
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+
 class GradCache:
     """Gradient caching for a method (or a pair of callables): ``GradCache(method, chunk_size)(views, labels)``.
 
@@ -211,4 +237,11 @@ class GradCache:
         return grad_cache_step(self.embed, self.loss_fn, views, labels, self.chunk_size, backward)
 
 
-__all__ = ["GradCache", "available_methods", "check_grad_cache_method", "grad_cache_step", "slice_batch"]
+__all__ = [
+    "GradCache",
+    "available_methods",
+    "average_gradients",
+    "check_grad_cache_method",
+    "grad_cache_step",
+    "slice_batch",
+]

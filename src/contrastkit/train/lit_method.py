@@ -23,7 +23,7 @@ from torch import Tensor
 
 from contrastkit.methods import Method, Progress
 from contrastkit.train.config import OptimConfig
-from contrastkit.train.grad_cache import GradCache
+from contrastkit.train.grad_cache import GradCache, average_gradients
 from contrastkit.train.optim import build_optimizer, build_scheduler
 from contrastkit.views import MultiViews
 
@@ -155,12 +155,29 @@ class LitMethod(pl.LightningModule):
         if (batch_idx + 1) % self.accumulate_grad_batches != 0 and not last:
             return
         optimizer = self.optimizers()
+        if self.trainer.world_size > 1:  # DDP's backward synchronisation is off (see on_train_start): average here
+            average_gradients(self.method.parameters())
         optimizer.step()  # runs on_before_optimizer_step: method.before_optimizer_step, then clipping
         optimizer.zero_grad()
         self.method.after_optimizer_step()
         scheduler = self.lr_schedulers()
         if scheduler is not None:
             scheduler.step()
+
+    def on_train_start(self) -> None:
+        """With grad caching over several processes, DDP must not all-reduce in each of the many backward passes of
+        a step: its synchronisation is switched off and the gradients are averaged once per optimiser step."""
+        if self.grad_cache is None or self.trainer.world_size == 1:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = self.trainer.strategy.model
+        if not isinstance(model, DistributedDataParallel):
+            raise ValueError(
+                f"trainer.grad_cache_chunk_size with {self.trainer.world_size} processes needs the ddp strategy "
+                f"(trainer.strategy=ddp), got {type(model).__name__}"
+            )
+        model.require_backward_grad_sync = False
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.method.before_optimizer_step()
