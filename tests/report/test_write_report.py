@@ -135,3 +135,24 @@ def test_matplotlib_is_imported_by_the_report_only():
         "import contrastkit.report; assert 'matplotlib' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_text_pairs_run_reports_its_curves_and_before_after_table(tmp_path):
+    """A text run has no images: the image sections say so, the retrieval table is shown."""
+    import json
+
+    from contrastkit.cli.main import main
+    from contrastkit.data.python_doc_pairs import write_python_doc_pairs
+    from contrastkit.report import write_report
+
+    pairs = tmp_path / "pairs.jsonl"
+    write_python_doc_pairs(pairs)
+    args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={tmp_path}", "data.batch_size=8",
+            "data.train_fraction=0.05", "trainer.max_steps=3", "final_eval.test_size=20",
+            "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false"]  # fmt: skip
+    assert main(args) == 0
+    page = write_report(tmp_path / "text-pairs").read_text()
+    assert "a text run (no images)" in page
+    assert "retrieval on 20 held-out pairs" in page
+    after = json.loads((tmp_path / "text-pairs" / "final_eval.json").read_text())["after"]["mrr"]
+    assert f"{after:.4f}"[:5] in page

@@ -193,6 +193,31 @@ def _health_section(logs: RunLogs, data: ReportData | None, pairs: Any, data_err
     return section
 
 
+def _image_text_tables(final_eval: dict[str, Any]) -> list[str]:
+    """Zero-shot and image-text retrieval tables of a clip run, before/after retrieval of a text-pairs run."""
+    parts = []
+    if final_eval.get("zero_shot"):
+        header = ["classes", "encoder", "classes competing", "top-1", "top-5", "chance"]
+        rows = [[r["classes"], r["encoder"], r["num_classes"], r["top1"], r["top5"], r["chance"]]
+                for r in final_eval["zero_shot"]]  # fmt: skip
+        parts.append("<h3>Zero-shot classification</h3>" + table(header, rows))
+    if final_eval.get("retrieval"):
+        header = ["encoder", "pairs", "image->text R@1", "R@10", "text->image R@1", "R@10"]
+        rows = []
+        for r in final_eval["retrieval"]:
+            i2t, t2i = r["image_to_text"], r["text_to_image"]
+            rows.append(
+                [r["encoder"], r["pairs"], i2t["recall@1"], i2t["recall@10"], t2i["recall@1"], t2i["recall@10"]]
+            )
+        parts.append("<h3>Image-text retrieval on held-out pairs</h3>" + table(header, rows))
+    if "before" in final_eval and "after" in final_eval:
+        rows = [[stage, final_eval[stage]["recall@1"], final_eval[stage]["recall@10"], final_eval[stage]["mrr"]]
+                for stage in ("before", "after")]  # fmt: skip
+        title = f"<h3>Anchor->positive retrieval on {final_eval.get('held_out_pairs', '?')} held-out pairs</h3>"
+        parts.append(title + table(["fine-tuning", "R@1", "R@10", "MRR"], rows))
+    return parts
+
+
 def _config_section(saved: dict[str, Any], final_eval: dict[str, Any] | None) -> Section:
     section = Section(
         "config",
@@ -210,7 +235,8 @@ def _config_section(saved: dict[str, Any], final_eval: dict[str, Any] | None) ->
             f"{final_eval.get('train_images', '?')}, kNN k={final_eval.get('k', '?')}"
         )
         parts.append(f"<h3>Final evaluation</h3><p>{counts}</p>" + table(header, rows))
-    else:
+    parts += _image_text_tables(final_eval or {})
+    if len(parts) == 0:
         section.notes.append(
             "no final_eval.json: the run did not evaluate itself (final_eval.enabled=false or no labels)"
         )
@@ -252,10 +278,13 @@ def write_report(
     encoder = contrastkit.load_encoder(run_dir / "encoder.safetensors")
     logs = read_run_logs(run_dir)
     data, data_error, pairs = None, None, None
-    try:
-        data = load_report_data(config, BANK_SIZE, max_points)
-    except (FileNotFoundError, OSError, ValueError) as e:
-        data_error = f"the run's data could not be loaded, so this part is left out: {e}"
+    if config.views is None:
+        data_error = "a text run (no images): the image map, neighbours and view similarities do not apply"
+    else:
+        try:
+            data = load_report_data(config, BANK_SIZE, max_points)
+        except (FileNotFoundError, OSError, ValueError) as e:
+            data_error = f"the run's data could not be loaded, so this part is left out: {e}"
     if data is not None:
         if len(data.query_images) == 0:
             data, data_error = None, "the run's data has no readable images"
@@ -267,7 +296,7 @@ def write_report(
         _knn_section(logs),
         _map_section(data, data_error, max_points, config.seed),
         _neighbours_section(data, data_error, num_queries, num_neighbours, config.seed),
-        _similarity_section(pairs, data_error, str(config.views["recipe"])),
+        _similarity_section(pairs, data_error, str(config.views["recipe"]) if config.views else "none"),
         _health_section(logs, data, pairs, data_error),
         _config_section(saved, read_final_eval(run_dir)),
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -233,7 +234,10 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
     ]
     trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    with warnings.catch_warnings():
+        # frozen towers (CLIP's locked text encoder) stay in eval mode on purpose
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
     if data.skips.count:
         print(data.skips.summary(total=len(data.train_indices)))
     if not trainer.is_global_zero:
