@@ -80,7 +80,7 @@ def sweep(index: EmbeddingIndex, queries: np.ndarray, truth: np.ndarray, values,
     return rows
 
 
-def recall_figure(curves: dict[str, list[tuple]], exact_ms: float, n: int, path: Path) -> None:
+def recall_figure(curves: dict[str, list[tuple]], exact_ms: float, n: int, data: str, path: Path) -> None:
     """Recall@10 vs the search parameter (left) and vs the time per query it costs (right), exact search marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -101,7 +101,7 @@ def recall_figure(curves: dict[str, list[tuple]], exact_ms: float, n: int, path:
         ax.set_ylim(max(0.0, lowest - 0.05), 1.005)
         ax.grid(alpha=0.3, which="both")
         ax.legend(loc="lower right", fontsize="small")
-    fig.suptitle(f"Approximate search on {n:,} x 128 clustered vectors, 1000 queries")
+    fig.suptitle(f"Approximate search on {n:,} x 128 {data} vectors, 1000 queries")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", facecolor="white")
     print(f"wrote {path}")
@@ -109,15 +109,19 @@ def recall_figure(curves: dict[str, list[tuple]], exact_ms: float, n: int, path:
 
 def part2(args) -> None:
     rng = np.random.default_rng(1)
-    gallery, _ = clustered(args.n, 128, 1000, rng, spread=1.0)
-    queries, _ = clustered(1000, 128, 1000, np.random.default_rng(1), spread=1.0)  # same centres
-    queries = queries + 0.1 * rng.normal(size=queries.shape).astype(np.float32)
+    if args.data == "uniform":  # no structure for the index to exploit: the hard case for IVF and HNSW
+        gallery = rng.normal(size=(args.n, 128)).astype(np.float32)
+        queries = rng.normal(size=(1000, 128)).astype(np.float32)
+    else:
+        gallery, _ = clustered(args.n, 128, 1000, rng, spread=1.0)
+        queries, _ = clustered(1000, 128, 1000, np.random.default_rng(1), spread=1.0)  # same centres
+        queries = queries + 0.1 * rng.normal(size=queries.shape).astype(np.float32)
     exact = EmbeddingIndex(128)
     exact.add(gallery)
     start = time.perf_counter()
     truth = exact.search(queries, 10).ids
     t_exact = time.perf_counter() - start
-    print(f"\n## Approximate search: {args.n} x 128 vectors, 1000 queries, recall@10 vs exact")
+    print(f"\n## Approximate search: {args.n} x 128 {args.data} vectors, 1000 queries, recall@10 vs exact")
     print(f"{'index':<34} {'build s':>8} {'queries/s':>10} {'recall@10':>10}")
     print(f"{'exact (IndexFlatIP)':<34} {'-':>8} {1000 / t_exact:>10.0f} {1.0:>10.3f}")
     nlist = int(4 * np.sqrt(args.n))
@@ -143,7 +147,7 @@ def part2(args) -> None:
     if args.figure:
         for name, rows in curves.items():
             print(f"{name}: " + ", ".join(f"{v}: {r:.3f} ({ms:.2f} ms)" for v, r, ms in rows))
-        recall_figure(curves, t_exact * 1000 / len(queries), args.n, Path(args.figure))
+        recall_figure(curves, t_exact * 1000 / len(queries), args.n, args.data, Path(args.figure))
 
 
 def _set_nprobe(index, value: int) -> None:
@@ -160,11 +164,17 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10000)
     parser.add_argument("--n", type=int, default=1_000_000, help="vectors for the IVF/HNSW recall part")
     parser.add_argument("--skip-ann", action="store_true", help="only the kNN evaluation part")
-    figure = Path(__file__).parent / "figures" / "search_recall.png"
-    parser.add_argument("--figure", default=str(figure), help="recall-vs-parameter figure ('' for none)")
+    parser.add_argument("--skip-knn", action="store_true", help="only the IVF/HNSW part")
+    parser.add_argument("--data", choices=("clustered", "uniform"), default="clustered", help="part 2's vectors")
+    parser.add_argument("--figure", default=None, help="recall-vs-parameter figure ('' for none; default "
+                        "benchmarks/figures/search_recall[_uniform].png)")  # fmt: skip
     args = parser.parse_args()
+    if args.figure is None:
+        suffix = "" if args.data == "clustered" else f"_{args.data}"
+        args.figure = str(Path(__file__).parent / "figures" / f"search_recall{suffix}.png")
     print(f"# {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.machine()}")
-    part1(args)
+    if not args.skip_knn:
+        part1(args)
     if not args.skip_ann:
         part2(args)
 

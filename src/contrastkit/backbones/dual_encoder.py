@@ -62,7 +62,9 @@ class DualEncoder(nn.Module):
         lock_text: freeze the text tower.
     """
 
-    def __init__(self, image_encoder: nn.Module, text_encoder: nn.Module, embed_dim: int = 256, lock_text=False):
+    def __init__(
+        self, image_encoder: nn.Module, text_encoder: nn.Module, embed_dim: int = 256, lock_text: bool = False
+    ) -> None:
         super().__init__()
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder

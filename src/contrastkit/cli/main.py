@@ -110,6 +110,11 @@ def _eval(args: argparse.Namespace) -> int:
 
     encoder = contrastkit.load_encoder(args.encoder)
     info = encoder.encoder_info
+    if info.get("kind") == "text":
+        raise ValueError(
+            f"{args.encoder}: a text encoder; contrastkit eval scores image encoders (a text-pairs run writes its "
+            "held-out retrieval before and after to final_eval.json)"
+        )
     rng = np.random.default_rng(args.seed)
 
     def prepared(dataset):

@@ -52,6 +52,8 @@ def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder
         raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
     model = contrastkit.load_encoder(encoder_path)
     info = model.encoder_info
+    if info.get("kind") == "text":
+        raise ValueError(f"{encoder_path}: a text encoder (from a text-pairs run): search this index with --text")
     picture = load_image_or_skip(image, int(info["in_chans"]))
     if isinstance(picture, Skipped):
         raise ValueError(f"{image}: {picture.reason} ({picture.detail})")

@@ -84,7 +84,15 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
     return {**result, "rows": rows, **image_text_scores(config, data, method, initial_method, spec, device, test)}
 
 
-def image_text_scores(config, data, method, initial, spec, device, test: Labelled | None = None) -> dict[str, Any]:
+def image_text_scores(
+    config: RunConfig,
+    data: RunDataModule,
+    method: Method,
+    initial: Method,
+    spec: Any,
+    device: torch.device,
+    test: Labelled | None = None,
+) -> dict[str, Any]:
     """For image-text methods: zero-shot accuracy on labelled held-out images (seen and, with ``data.classes``,
     unseen classes separately, each next to chance and the random-init model), and image<->text retrieval on
     held-out image-caption pairs (those outside ``data.train_fraction``)."""
