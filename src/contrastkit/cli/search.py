@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,19 +39,26 @@ def build_index(embeddings_dir: str | os.PathLike, out: str | os.PathLike, kind:
     return out
 
 
-def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
-    """The ``k`` rows most similar to ``image``: ``[(score, id), ...]``, best first."""
+def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tuple[EmbeddingIndex, Any]:
+    """The index and the encoder that embeds its queries (``encoder``, else the one recorded with the index)."""
     import contrastkit
-    from contrastkit.data.skip_report import Skipped, load_image_or_skip
-    from contrastkit.eval.embed_images import embed_images
-    from contrastkit.train.data_module import resize_center_crop
 
     index = EmbeddingIndex.load(index_path)
     source = json.loads(Path(str(index_path) + ".source.json").read_text())
     encoder_path = encoder or source.get("encoder_path")
     if not encoder_path:
         raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
-    model = contrastkit.load_encoder(encoder_path)
+    return index, contrastkit.load_encoder(encoder_path)
+
+
+def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
+    """The ``k`` rows most similar to ``image``: ``[(score, id), ...]``, best first."""
+    from contrastkit.data.skip_report import Skipped, load_image_or_skip
+    from contrastkit.eval.embed_images import embed_images
+    from contrastkit.train.data_module import resize_center_crop
+
+    index, model = _index_and_encoder(index_path, encoder)
+    encoder_path = model.encoder_path
     info = model.encoder_info
     if info.get("kind") == "text":
         raise ValueError(f"{encoder_path}: a text encoder (from a text-pairs run): search this index with --text")
@@ -72,16 +80,10 @@ def search_text(index_path: str | os.PathLike, text: str, k: int = 10, encoder: 
     import torch
     import torch.nn.functional as F
 
-    import contrastkit
-
     if not text.strip():
         raise ValueError("--text is empty: give a query sentence")
-    index = EmbeddingIndex.load(index_path)
-    source = json.loads(Path(str(index_path) + ".source.json").read_text())
-    encoder_path = encoder or source.get("encoder_path")
-    if not encoder_path:
-        raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
-    model = contrastkit.load_encoder(encoder_path)
+    index, model = _index_and_encoder(index_path, encoder)
+    encoder_path = model.encoder_path
     kind = model.encoder_info.get("kind", "image")
     if kind == "image":
         raise ValueError(

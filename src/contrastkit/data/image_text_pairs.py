@@ -52,8 +52,8 @@ def _csv_rows(path: str, text: str, delimiter: str, image_column: str, caption_c
         yield line, row[i_image], row[i_caption]
 
 
-def _jsonl_rows(path: str, text: str, image_column: str, caption_column: str):
-    """Yield (line number, image, caption) from a JSON-lines file of objects."""
+def jsonl_records(path: str, text: str):
+    """Yield (line number, object) from a JSON-lines file; a malformed line or a non-object names the line."""
     for line, raw in enumerate(text.split("\n"), start=1):  # not splitlines(): JSON strings may hold U+2028
         if not raw.strip():
             continue
@@ -63,6 +63,12 @@ def _jsonl_rows(path: str, text: str, image_column: str, caption_column: str):
             raise ValueError(f"{path}, line {line}: malformed JSON ({error.msg}, column {error.colno})") from None
         if not isinstance(record, dict):
             raise ValueError(f"{path}, line {line}: expected a JSON object, got {type(record).__name__}")
+        yield line, record
+
+
+def _jsonl_rows(path: str, text: str, image_column: str, caption_column: str):
+    """Yield (line number, image, caption) from a JSON-lines file of objects."""
+    for line, record in jsonl_records(path, text):
         for column in (image_column, caption_column):
             if column not in record:
                 raise ValueError(f"{path}, line {line}: missing column {column!r}; keys found: {sorted(record)}")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 
-from contrastkit.data.image_text_pairs import _read_text
+from contrastkit.data.image_text_pairs import _read_text, jsonl_records
 
 
 class TextPairsDataset:
@@ -40,7 +39,7 @@ class TextPairsDataset:
         if suffix not in (".jsonl", ".ndjson", ".csv", ".tsv"):
             raise ValueError(f"{self.path}: expected a .jsonl, .ndjson, .csv or .tsv file, got {suffix or 'none'!r}")
         text = _read_text(self.path)
-        records = self._jsonl(text) if suffix in (".jsonl", ".ndjson") else self._csv(text, suffix)
+        records = jsonl_records(self.path, text) if suffix in (".jsonl", ".ndjson") else self._csv(text, suffix)
         columns = [anchor_column, positive_column]
         self.has_negatives = False
         self.samples: list[tuple[str, tuple[str, ...]]] = []
@@ -60,18 +59,6 @@ class TextPairsDataset:
             self.samples.append((texts[0], tuple(texts[1:])))
         if len(self.samples) < 2:
             raise ValueError(f"{self.path} lists {len(self.samples)} pairs: in-batch negatives need at least 2")
-
-    def _jsonl(self, text: str):
-        for line, raw in enumerate(text.split("\n"), start=1):
-            if not raw.strip():
-                continue
-            try:
-                record = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{self.path}, line {line}: malformed JSON ({e.msg}, column {e.colno})") from None
-            if not isinstance(record, dict):
-                raise ValueError(f"{self.path}, line {line}: expected a JSON object, got {type(record).__name__}")
-            yield line, record
 
     def _csv(self, text: str, suffix: str):
         reader = csv.reader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ",")

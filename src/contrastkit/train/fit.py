@@ -157,6 +157,20 @@ def resolve_resume(config: RunConfig) -> str | None:
     return str(path)
 
 
+def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
+    """``last.ckpt`` at the end of every epoch (one file, replaced atomically, see AtomicCheckpointIO) and
+    ``interrupted.ckpt`` on a crash or Ctrl-C."""
+    last = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="last",
+        save_top_k=1,
+        enable_version_counter=False,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+    )
+    return [last, InterruptCheckpoint(checkpoints / "interrupted.ckpt")]
+
+
 def encoder_info(config: RunConfig, views: MultiViews, in_chans: int) -> dict[str, Any]:
     """The metadata stored with an exported encoder (how to rebuild it and how to feed it)."""
     spec = views.specs[0]
@@ -219,20 +233,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         config.monitor, data.bank, data.queries, data.health_images(), spec.mean, spec.std, spec.size
     )
     checkpoints = run_dir / "checkpoints"
-    callbacks = [
-        monitor,
-        *callbacks,
-        # one file, replaced (atomically, see AtomicCheckpointIO) at the end of every epoch
-        ModelCheckpoint(
-            dirpath=checkpoints,
-            filename="last",
-            save_top_k=1,
-            enable_version_counter=False,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-        ),
-        InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
-    ]
+    callbacks = [monitor, *callbacks, *checkpoint_callbacks(checkpoints)]
     trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
     with warnings.catch_warnings():
         # frozen towers (CLIP's locked text encoder) stay in eval mode on purpose

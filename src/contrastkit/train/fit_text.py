@@ -11,7 +11,6 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from contrastkit.backbones import save_encoder
@@ -91,11 +90,11 @@ def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
     """Fine-tune a text encoder on ``config.data.path``'s pairs; write checkpoints, logs, ``encoder.safetensors``
     (``kind: text``) and ``final_eval.json`` (held-out retrieval before and after training)."""
     from contrastkit.train.fit import (
-        InterruptCheckpoint,
         TrainResult,
         _loggers,
         build_trainer,
         check_grad_cache,
+        checkpoint_callbacks,
         resolve_resume,
     )
 
@@ -122,18 +121,7 @@ def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
         gradient_clip_val=t.gradient_clip_val,
     )
     checkpoints = run_dir / "checkpoints"
-    all_callbacks = [
-        *callbacks,
-        ModelCheckpoint(
-            dirpath=checkpoints,
-            filename="last",
-            save_top_k=1,
-            enable_version_counter=False,
-            every_n_epochs=1,
-            save_on_train_epoch_end=True,
-        ),
-        InterruptCheckpoint(checkpoints / "interrupted.ckpt"),
-    ]
+    all_callbacks = [*callbacks, *checkpoint_callbacks(checkpoints)]
     trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
     trainer.fit(module, datamodule=data, ckpt_path=resume)
     if not trainer.is_global_zero:
