@@ -30,7 +30,8 @@ $(CHROMIUM):
 	  echo "note: could not install chromium (needs root and apt); the report's browser test will skip"
 
 # The main job: `contrastkit train` for about five minutes of two CPU cores, then kNN and linear-probe accuracy
-# next to the random-init encoder and raw pixels. Fashion-MNIST when present, else scikit-learn's digits.
+# next to the random-init encoder and raw pixels, and the run's HTML report (runs/demo/report.html).
+# Fashion-MNIST when present, else scikit-learn's digits.
 DEMO_FMNIST := name=demo trainer.max_epochs=2 data.train_fraction=0.8 monitor.bank_size=5000 monitor.query_size=2000
 DEMO_DIGITS := name=demo
 demo: $(STAMP) | $(FMNIST)
@@ -40,6 +41,8 @@ demo: $(STAMP) | $(FMNIST)
 	  echo "Fashion-MNIST not found (see above): the demo trains on scikit-learn's digits instead"; \
 	  $(VENV)/bin/contrastkit train simclr-digits $(DEMO_DIGITS); \
 	fi
+	@echo "report (curves, t-SNE map, neighbours, similarities, health; open it in a browser):"
+	@$(VENV)/bin/contrastkit report runs/demo
 
 test: $(STAMP) | $(FMNIST) $(CHROMIUM)
 	$(PY) -m pytest -q
