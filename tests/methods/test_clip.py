@@ -73,3 +73,13 @@ def test_grad_cache_gives_the_full_batch_gradients_for_clip():
     for (name, p), q in zip(plain.named_parameters(), cached.parameters(), strict=True):
         if p.grad is not None:
             torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=2e-5, msg=name)
+
+
+def test_fine_tuned_minilm_tower_learns_and_is_not_cached():
+    method = small_clip(lock_text=False)
+    assert method.model.text_encoder.training  # dropout on: the tower is trained, not frozen
+    out = method([torch.randn(6, 1, 28, 28)], CAPTIONS)
+    out.loss.backward()
+    grads = [p.grad for p in method.model.text_encoder.parameters() if p.grad is not None]
+    assert grads and any(g.abs().sum() > 0 for g in grads)
+    assert not method.model._text_cache
