@@ -1,6 +1,6 @@
 """Trains tiny SimCLR for a few steps; run directly (1 process) or under torchrun (DDP, gloo). Used by test_ddp.py.
 
-Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH [GRAD_CACHE_CHUNK]
+Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH [GRAD_CACHE_CHUNK [METHOD]]   (METHOD: simclr or clip)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository r
 from torch import nn
 
 from contrastkit.backbones import register_backbone
+from contrastkit.train.config import load_config
 from contrastkit.train.fit import train
 from tests.train.helpers import tiny_config
 
@@ -39,6 +40,28 @@ def groupnorm_cnn(in_chans: int = 1, small_input: bool = False) -> nn.Module:
 if __name__ == "__main__":
     out_dir, processes, global_batch = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     chunk = int(sys.argv[4]) if len(sys.argv) > 4 else 0
+    if len(sys.argv) > 5 and sys.argv[5] == "clip":  # image-text, images and captions gathered across processes
+        config = load_config(
+            {
+                "name": "tiny",
+                "out_dir": str(out_dir),
+                "method": {"name": "clip", "text_encoder": "transformer", "lock_text": False, "embed_dim": 16,
+                           "text_width": 32, "text_layers": 1, "text_heads": 4},
+                "views": {"recipe": "clip"},
+                "backbone": {"name": "groupnorm_cnn"},
+                # one template: the captions cannot depend on how the batch is sharded
+                "data": {"name": "digits", "batch_size": global_batch // processes, "num_workers": 0,
+                         "caption_templates": ["a handwritten digit {}."]},
+                "optim": {"name": "adamw", "lr": 0.003},
+                "trainer": {"max_epochs": 1, "max_steps": 6, "devices": str(processes), "accelerator": "cpu",
+                            "strategy": "ddp" if processes > 1 else "auto", "log_every_n_steps": 1,
+                            "enable_progress_bar": False, "grad_cache_chunk_size": chunk},
+                "monitor": {"every_n_epochs": 0},
+                "final_eval": {"enabled": False},
+            }
+        )  # fmt: skip
+        train(config)
+        sys.exit(0)
     config = tiny_config(
         out_dir,
         f"trainer.devices={processes}",

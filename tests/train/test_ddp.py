@@ -51,3 +51,16 @@ def test_two_processes_with_grad_cache_follow_the_single_process_loss_curve(tmp_
     assert len(one) == len(two) == 6 and one[0] != one[-1]
     for step, (a, b) in enumerate(zip(one, two, strict=True)):
         assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes + GradCache {b}"
+
+
+@pytest.mark.parametrize("chunk", [0, 12])
+def test_clip_on_two_processes_follows_the_single_process_loss_curve(tmp_path, chunk):
+    """CLIP with images and captions gathered across 2 processes (and with GradCache) = 1 process, whole batch."""
+    single, double = tmp_path / "single", tmp_path / "double"
+    _run([sys.executable, str(SCRIPT), str(single), "1", str(GLOBAL_BATCH), "0", "clip"], tmp_path)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    _run([*torchrun, str(SCRIPT), str(double), "2", str(GLOBAL_BATCH), str(chunk), "clip"], tmp_path)
+    one, two = _losses(single / "tiny"), _losses(double / "tiny")
+    assert len(one) == len(two) == 6 and one[0] != one[-1]
+    for step, (a, b) in enumerate(zip(one, two, strict=True)):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes {b}"
