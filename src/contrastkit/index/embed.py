@@ -118,21 +118,18 @@ def embed_dataset(
 
 def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
     """Texts to embed: one per line of a ``.txt`` file, or the ``field`` of each JSON line of a ``.jsonl`` file."""
+    from contrastkit.data.image_text_pairs import jsonl_records
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text file {str(path)!r} does not exist")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    text = path.read_text(encoding="utf-8")
     if path.suffix.lower() not in (".jsonl", ".ndjson"):
-        texts = [line.strip() for line in lines if line.strip()]
+        texts = [line.strip() for line in text.split("\n") if line.strip()]
     else:
         texts = []
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw).get(field) if raw.lstrip().startswith("{") else None
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}, line {number}: malformed JSON ({e.msg})") from None
+        for number, record in jsonl_records(str(path), text):
+            value = record.get(field)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"{path}, line {number}: no non-empty string field {field!r}")
             texts.append(value.strip())
@@ -142,10 +139,15 @@ def read_texts(path: str | os.PathLike, field: str = "text") -> list[str]:
 
 
 def embed_texts(
-    encoder: torch.nn.Module, texts: list[str], out_dir: str | os.PathLike, batch_size: int = 128, float16=False
+    encoder: torch.nn.Module,
+    texts: list[str],
+    out_dir: str | os.PathLike,
+    batch_size: int = 128,
+    float16: bool = False,
 ) -> dict[str, Any]:
     """Like :func:`embed_dataset` for texts, with a text encoder (``kind: text``) or a clip run's dual encoder:
-    ``embeddings.npy`` (L2-normalised rows), ``ids.txt`` (the texts themselves, one per line) and ``embed.json``."""
+    ``embeddings.npy`` (L2-normalised rows, written batch by batch into a memory map), ``ids.txt`` (the texts
+    themselves, one per line) and ``embed.json``."""
     import torch.nn.functional as F
 
     info = encoder.encoder_info
@@ -155,18 +157,21 @@ def embed_texts(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dtype = np.float16 if float16 else np.float32
-    rows = []
+    dim = int(encoder.feature_dim)
+    partial = out / ".embeddings.partial.npy"
+    rows = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(len(texts), dim))
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
             z = encoder.encode_text(chunk) if kind == "dual" else F.normalize(encoder(chunk).float(), dim=-1)
-            rows.append(z.float().cpu().numpy().astype(dtype))  # (b, D)
-    embeddings = np.concatenate(rows)
-    np.save(out / "embeddings.npy", embeddings)
+            rows[start : start + len(chunk)] = z.float().cpu().numpy().astype(dtype)  # (b, D)
+    rows.flush()
+    del rows
+    os.replace(partial, out / "embeddings.npy")
     (out / "ids.txt").write_text("".join(" ".join(t.split()) + "\n" for t in texts), encoding="utf-8")
     summary = {
         "rows": len(texts),
-        "dim": int(embeddings.shape[1]),
+        "dim": dim,
         "dtype": np.dtype(dtype).name,
         "skipped": [],
         "encoder": {"kind": kind, "method": info.get("method")},
