@@ -116,6 +116,3 @@ class CLIP(Method):
         loss = self.criterion(image, text)
         scale = self.criterion.log_logit_scale.detach().exp()
         return MethodOutput(loss, {"loss": loss.detach(), "logit_scale": scale})
-
-    def forward(self, views: Sequence[Tensor], labels: Sequence[str] | None = None) -> MethodOutput:
-        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)

@@ -35,7 +35,9 @@ class MethodOutput:
 class Method(nn.Module):
     """A self-supervised method: a backbone, heads and a loss from :mod:`contrastkit.losses`, composed.
 
-    Subclasses implement ``forward(views, labels=None) -> MethodOutput`` and may override
+    Subclasses implement ``forward(views, labels=None) -> MethodOutput``, or ``embed_batch`` and
+    ``loss_from_embeddings`` (then the default ``forward`` composes them and GradCache can chunk the batch), and may
+    override
     ``after_optimizer_step`` (momentum teachers) and ``before_optimizer_step`` (gradient surgery such as DINO's
     frozen last layer). Usable in any training loop::
 
@@ -85,6 +87,11 @@ class Method(nn.Module):
     def embed(self, x: Tensor) -> Tensor:
         """Backbone features ``(B, feature_dim)`` of ``x``: the representation used downstream."""
         return self.backbone(x)
+
+    def forward(self, views: Sequence[Tensor], labels: Any = None) -> MethodOutput:
+        """The loss of a batch: ``loss_from_embeddings(embed_batch(views, labels), labels)`` for methods with that
+        split (the same code path GradCache runs chunk by chunk); other methods override ``forward``."""
+        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)
 
     def export_module(self) -> tuple[nn.Module, dict[str, Any]]:
         """What an encoder file holds: the module and the metadata needed, beyond the run's, to rebuild it.

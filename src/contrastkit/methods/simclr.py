@@ -61,6 +61,3 @@ class SimCLR(Method):
         z_a, z_b = embeddings
         loss = self.criterion(z_a, z_b)
         return MethodOutput(loss, {"loss": loss.detach()})
-
-    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
-        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)

@@ -74,6 +74,3 @@ class SupCon(Method):
         features = torch.stack(list(embeddings), dim=1)  # (B, V, projection_dim), normalised by the loss
         loss = self.criterion(features, labels)
         return MethodOutput(loss, {"loss": loss.detach()})
-
-    def forward(self, views: Sequence[Tensor], labels: Tensor | None = None) -> MethodOutput:
-        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)

@@ -73,6 +73,3 @@ class TextPairs(Method):
     def loss_from_embeddings(self, embeddings: list[Tensor], labels: Sequence[TextPair] | None = None) -> MethodOutput:
         loss = self.criterion(*embeddings)  # anchors, positives[, negatives]: (B, D) each
         return MethodOutput(loss, {"loss": loss.detach()})
-
-    def forward(self, views: Sequence[Sequence[str]], labels: Sequence[TextPair] | None = None) -> MethodOutput:
-        return self.loss_from_embeddings(self.embed_batch(views, labels), labels)
