@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,16 @@ def resolve_resume(config: RunConfig) -> str | None:
     return str(path)
 
 
+@contextlib.contextmanager
+def known_lightning_warnings_silenced() -> Iterator[None]:
+    """Lightning warnings that say nothing to a contrastkit user: frozen towers (CLIP's locked text encoder) are in
+    eval mode on purpose, and Lightning's own use of a torch pytree API deprecated in torch 2.14."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+        warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        yield
+
+
 def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
     """``last.ckpt`` at the end of every epoch (one file, replaced atomically, see AtomicCheckpointIO) and
     ``interrupted.ckpt`` on a crash or Ctrl-C."""
@@ -235,9 +246,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     checkpoints = run_dir / "checkpoints"
     callbacks = [monitor, *callbacks, *checkpoint_callbacks(checkpoints)]
     trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
-    with warnings.catch_warnings():
-        # frozen towers (CLIP's locked text encoder) stay in eval mode on purpose
-        warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
+    with known_lightning_warnings_silenced():
         trainer.fit(module, datamodule=data, ckpt_path=resume)
     if data.skips.count:
         print(data.skips.summary(total=len(data.train_indices)))

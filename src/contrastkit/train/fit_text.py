@@ -95,6 +95,7 @@ def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
         build_trainer,
         check_grad_cache,
         checkpoint_callbacks,
+        known_lightning_warnings_silenced,
         resolve_resume,
     )
 
@@ -123,7 +124,8 @@ def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
     checkpoints = run_dir / "checkpoints"
     all_callbacks = [*callbacks, *checkpoint_callbacks(checkpoints)]
     trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
-    trainer.fit(module, datamodule=data, ckpt_path=resume)
+    with known_lightning_warnings_silenced():
+        trainer.fit(module, datamodule=data, ckpt_path=resume)
     if not trainer.is_global_zero:
         return TrainResult(run_dir, None, checkpoints / "last.ckpt", [], None)
     encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
