@@ -29,18 +29,7 @@ import time
 
 import torch
 
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+from peak_memory import peak_rss_mib
 
 
 def measure(mode: str, batch: int, args: argparse.Namespace, what: str) -> float:
@@ -77,10 +66,7 @@ def measure(mode: str, batch: int, args: argparse.Namespace, what: str) -> float
             torch.cuda.reset_peak_memory_stats()
             step()
             return (torch.cuda.max_memory_allocated() - before) / 2**20
-        before = _status_kib("VmRSS")
-        _reset_peak()
-        step()
-        return (_status_kib("VmHWM") - before) / 1024
+        return peak_rss_mib(step)
     clock = time.perf_counter if device.type == "cuda" else time.process_time  # CPU: robust to a shared machine
     times = []
     for _ in range(args.repeats):

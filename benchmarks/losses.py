@@ -29,19 +29,7 @@ from collections.abc import Callable
 import torch
 
 from contrastkit.losses import InfoNCELoss
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
+from peak_memory import peak_rss_mib
 
 
 def measure_time(step: Callable[[], torch.Tensor], repeats: int) -> tuple[float, float]:
@@ -58,10 +46,7 @@ def measure_time(step: Callable[[], torch.Tensor], repeats: int) -> tuple[float,
 def measure_memory(step: Callable[[], torch.Tensor]) -> float:
     """Peak extra MiB of one ``step`` after a warm-up run (meaningful with MALLOC_MMAP_THRESHOLD_ set)."""
     step()
-    before = _status_kib("VmRSS")
-    _reset_peak()
-    step()
-    return (_status_kib("VmHWM") - before) / 1024
+    return peak_rss_mib(step)
 
 
 def memory_in_child(name: str, n: int, args: argparse.Namespace) -> float:

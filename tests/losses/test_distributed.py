@@ -76,9 +76,24 @@ def _worker(rank, init_file, out_dir):
     dist.destroy_process_group()
 
 
+def _spawn_workers(tmp: str) -> None:
+    """The two gloo workers. A worker killed by a signal (seen rarely on a loaded 2-core machine: SIGABRT inside gloo
+    before any result is written) is an infrastructure crash, not a wrong result: it is retried once, saying so.
+    Wrong numbers are never retried: they fail the comparisons below."""
+    for attempt in (1, 2):
+        init = os.path.join(tmp, f"init{attempt}")
+        try:
+            mp.spawn(_worker, args=(init, tmp), nprocs=WORLD, join=True)
+            return
+        except mp.ProcessExitedException as e:
+            if attempt == 2 or e.signal_name is None:
+                raise
+            print(f"gloo worker crashed ({e}); retrying once")
+
+
 def test_two_processes_equal_one_process_on_concatenated_batch():
     with tempfile.TemporaryDirectory() as tmp:
-        mp.spawn(_worker, args=(os.path.join(tmp, "init"), tmp), nprocs=WORLD, join=True)
+        _spawn_workers(tmp)
         ranks = [torch.load(os.path.join(tmp, f"rank{r}.pt"), weights_only=True) for r in range(WORLD)]
     xa, xb, labels = _data()
     for name, (_, make_single, kind) in CASES.items():
