@@ -4,6 +4,7 @@ on the same global batch."""
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -19,6 +20,12 @@ def _losses(run_dir: Path) -> list[float]:
     with open(run_dir / "logs" / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r.get("train/loss")]
     return [float(r["train/loss"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
+
+
+def _lrs(run_dir: Path) -> list[float]:
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("train/lr")]
+    return [float(r["train/lr"]) for r in sorted(rows, key=lambda r: int(r["step"]))]
 
 
 def _run(args: list[str], tmp_path: Path) -> None:
@@ -38,6 +45,11 @@ def test_two_processes_follow_the_single_process_loss_curve(tmp_path):
     assert one[0] != one[-1]  # the weights moved, so equal curves mean equal updates, not just an equal start
     for step, (a, b) in enumerate(zip(one, two, strict=True)):
         assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes {b}"
+    # the schedule counts the steps the run takes (max_steps=6 ends it inside the first epoch) and the global
+    # batch (2 x 32): base 0.1 x 64 / 256; the 0.5-epoch warm-up is cut to floor(10% of 6) = 0 steps
+    expected = [0.1 * 64 / 256 * 0.5 * (1 + math.cos(math.pi * s / 6)) for s in range(6)]
+    for lrs in (_lrs(single / "tiny"), _lrs(double / "tiny")):
+        assert lrs == pytest.approx(expected, rel=1e-6)
 
 
 def test_two_processes_with_grad_cache_follow_the_single_process_loss_curve(tmp_path):

@@ -12,7 +12,6 @@ optimiser-step hooks, the per-step learning-rate schedule and the same logging.
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch import Tensor
 from contrastkit.methods import Method, Progress
 from contrastkit.train.config import OptimConfig
 from contrastkit.train.grad_cache import GradCache, average_gradients
-from contrastkit.train.optim import build_optimizer, build_scheduler
+from contrastkit.train.optim import SchedulePlan, WarmupCosine, build_optimizer, build_scheduler, plan_schedule
 from contrastkit.views import MultiViews
 
 
@@ -100,6 +99,8 @@ class LitMethod(pl.LightningModule):
         self.gradient_clip_val = gradient_clip_val
         if self.grad_cache is not None:
             self.automatic_optimization = False
+        self._plan: SchedulePlan | None = None  # set by configure_optimizers
+        self._base_lr = 0.0  # the current settings' learning rate (optim.lr scaled to the global batch)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.method.embed(x)
@@ -108,20 +109,22 @@ class LitMethod(pl.LightningModule):
         """Batches per optimiser step: the trainer's in the automatic mode, ours with grad caching."""
         return self.accumulate_grad_batches if self.grad_cache is not None else self.trainer.accumulate_grad_batches
 
-    def _stepping_batches(self) -> int:
-        """Optimiser steps in the whole run, as ``trainer.estimated_stepping_batches`` counts them."""
+    def schedule_plan(self) -> SchedulePlan:
+        """The run's optimiser steps (whichever of ``max_epochs`` / ``max_steps`` ends it, with accumulation and any
+        number of processes) and its warm-up, from the training data the trainer has set up."""
         trainer = self.trainer
-        estimated = trainer.estimated_stepping_batches  # also sets up the training data when needed
+        trainer.estimated_stepping_batches  # noqa: B018  (sets up the training data when needed)
         batches = trainer.num_training_batches
-        if self.grad_cache is not None and trainer.max_epochs != -1 and batches != float("inf"):
-            estimated = math.ceil(batches / self.accumulate_grad_batches) * max(trainer.max_epochs or 1, 1)
-            if trainer.max_steps != -1:
-                estimated = min(estimated, trainer.max_steps)
-        return max(int(estimated), 1)
+        if batches == float("inf"):  # no length: the run is as long as max_steps says
+            batches = max(trainer.max_steps, 1)
+        max_steps = trainer.max_steps if trainer.max_steps is not None else -1
+        return plan_schedule(
+            self.optim.warmup_epochs, int(batches), self._accumulate(), max(trainer.max_epochs or 1, 1), max_steps
+        )
 
     def _progress(self, batch_idx: int) -> Progress:
         trainer = self.trainer
-        total = self._stepping_batches()
+        total = self._plan.total_steps if self._plan is not None else self.schedule_plan().total_steps
         batches = trainer.num_training_batches
         fraction = batch_idx / batches if isinstance(batches, int) and batches > 0 else 0.0
         return Progress(step=int(trainer.global_step), total_steps=total, epoch=trainer.current_epoch + fraction)
@@ -165,8 +168,11 @@ class LitMethod(pl.LightningModule):
             scheduler.step()
 
     def on_train_start(self) -> None:
-        """With grad caching over several processes, DDP must not all-reduce in each of the many backward passes of
+        """A resumed run's schedule follows the current settings (see :meth:`_follow_current_budget`).
+
+        With grad caching over several processes, DDP must not all-reduce in each of the many backward passes of
         a step: its synchronisation is switched off and the gradients are averaged once per optimiser step."""
+        self._follow_current_budget()
         if self.grad_cache is None or self.trainer.world_size == 1:
             return
         from torch.nn.parallel import DistributedDataParallel
@@ -193,9 +199,37 @@ class LitMethod(pl.LightningModule):
         loader_batch = trainer.datamodule.batch_size if trainer.datamodule is not None else 256
         global_batch = loader_batch * trainer.world_size * self._accumulate()
         optimizer = build_optimizer(self.method, self.optim, global_batch)
-        total = self._stepping_batches()
-        steps_per_epoch = max(total // max(trainer.max_epochs or 1, 1), 1)
-        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, total, steps_per_epoch)}
+        self._plan = self.schedule_plan()
+        self._base_lr = optimizer.param_groups[0]["lr"]
+        if self._plan.note and trainer.is_global_zero:
+            print(self._plan.note)
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, self._plan)}
+
+    def _follow_current_budget(self) -> None:
+        """A resumed run gets the old run's schedule and base learning rate from its checkpoint; the run that now
+        continues ends where the current settings say (``max_epochs``, ``max_steps``, batch size, processes): the
+        schedule is redefined over it at the step reached, with one printed line when that changes anything."""
+        scheduler = self.lr_schedulers()
+        if self._plan is None or not isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+            return
+        schedule, step = scheduler.lr_lambdas[0], scheduler.last_epoch
+        if not isinstance(schedule, WarmupCosine):
+            return
+        saved = (schedule.warmup_steps, schedule.total_steps, [float(lr) for lr in scheduler.base_lrs])
+        current = (self._plan.warmup_steps, self._plan.total_steps, [self._base_lr] * len(scheduler.base_lrs))
+        if saved == current:
+            return
+        schedule.warmup_steps, schedule.total_steps = current[0], current[1]
+        scheduler.base_lrs = list(current[2])
+        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):
+            group["initial_lr"], group["lr"] = base, base * schedule(step)
+        if self.trainer.is_global_zero:
+            print(
+                f"contrastkit: resumed at optimiser step {step} with changed settings: the schedule now runs to "
+                f"step {current[1]} (was {saved[1]}), warm-up {current[0]} steps, base learning rate "
+                f"{current[2][0]:.4g} (was {saved[2][0]:.4g}); learning rate now "
+                f"{scheduler.optimizer.param_groups[0]['lr']:.4g}"
+            )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -75,9 +76,56 @@ class WarmupCosine:
         return self.min_ratio + (1.0 - self.min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
-def build_scheduler(
-    optimizer: torch.optim.Optimizer, config: OptimConfig, total_steps: int, steps_per_epoch: int
-) -> dict[str, Any]:
-    """The per-step warm-up + cosine schedule, in Lightning's scheduler-dict form."""
-    schedule = WarmupCosine(round(config.warmup_epochs * steps_per_epoch), total_steps, config.min_lr_ratio)
+MAX_WARMUP_FRACTION = 0.1  # a warm-up longer than this fraction of the run's optimiser steps is shortened to it
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    """The learning-rate schedule of a run in optimiser steps, from the steps the run will actually take."""
+
+    total_steps: int  # optimiser steps of the whole run (whichever of max_epochs / max_steps ends it first)
+    steps_per_epoch: int  # optimiser steps per epoch (batches per process per epoch / accumulation, rounded up)
+    warmup_steps: int  # linear warm-up steps, after the MAX_WARMUP_FRACTION cap
+    requested_warmup_steps: int  # optim.warmup_epochs x steps_per_epoch, before the cap
+
+    @property
+    def note(self) -> str | None:
+        """One line saying the warm-up was shortened (None when it was not)."""
+        if self.warmup_steps == self.requested_warmup_steps:
+            return None
+        return (
+            f"contrastkit: optim.warmup_epochs asks for {self.requested_warmup_steps} warm-up steps, more than "
+            f"{MAX_WARMUP_FRACTION:.0%} of the run's {self.total_steps} optimiser steps: warming up for "
+            f"{self.warmup_steps} steps instead"
+        )
+
+
+def plan_schedule(
+    warmup_epochs: float, batches_per_epoch: int, accumulate: int, max_epochs: int, max_steps: int = -1
+) -> SchedulePlan:
+    """Warm-up and total steps of a run that ends at ``max_epochs`` or ``max_steps`` (-1: none), whichever first.
+
+    Args:
+        warmup_epochs: ``optim.warmup_epochs`` (fractions allowed).
+        batches_per_epoch: batches one process takes per epoch (the per-process shard, after
+            ``limit_train_batches``): the same count for any number of processes sharing one global batch.
+        accumulate: batches per optimiser step; the last, shorter group of an epoch also steps (as Lightning does).
+        max_epochs: epochs of the run.
+        max_steps: optimiser steps of the run (-1: no limit).
+    """
+    if batches_per_epoch < 1 or accumulate < 1 or max_epochs < 1:
+        raise ValueError(
+            f"batches_per_epoch, accumulate and max_epochs must be >= 1, got {batches_per_epoch}, {accumulate} "
+            f"and {max_epochs}"
+        )
+    per_epoch = math.ceil(batches_per_epoch / accumulate)
+    total = per_epoch * max_epochs if max_steps < 0 else min(per_epoch * max_epochs, max_steps)
+    total = max(total, 1)
+    requested = round(warmup_epochs * per_epoch)
+    return SchedulePlan(total, per_epoch, min(requested, math.floor(MAX_WARMUP_FRACTION * total)), requested)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: OptimConfig, plan: SchedulePlan) -> dict[str, Any]:
+    """The per-step warm-up + cosine schedule of ``plan``, in Lightning's scheduler-dict form."""
+    schedule = WarmupCosine(plan.warmup_steps, plan.total_steps, config.min_lr_ratio)
     return {"scheduler": torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), "interval": "step"}
