@@ -1,96 +1,102 @@
-"""Every method's kNN accuracy at a fixed budget: the built-in ``*-fashion-mnist`` recipes, same images and epochs.
+"""Every method at the budget its recipe states: the built-in ``*-fashion-mnist`` recipes, scored as users score them.
 
-Each recipe runs through ``contrastkit.train.train`` (exactly ``contrastkit train``) on the same fixed subset of
-Fashion-MNIST for the same number of epochs, then the online monitor scores the backbone: weighted cosine kNN
-(k=200, T=0.1) of the 10,000 test images against 10,000 training images, plus the health metrics. The same
-small CNN at random initialisation is the floor. A short budget ranks how fast methods start learning, not where
-they end: the papers' numbers take hundreds of epochs.
+Each recipe runs through ``contrastkit.train.train`` (exactly ``contrastkit train RECIPE``) for the epochs its
+description states, on all 60,000 training images; its exported encoder is then scored with the full protocol of
+benchmarks/full_protocol.py: weighted cosine kNN (k=200, T=0.1) of the 10,000 test images against the 60,000
+training images, and a linear probe on the same frozen features. Raw pixels and the recipes' encoder at its random
+initialisation are the floors. Minutes are the whole ``train`` call (data, training, export); images/s counts
+training images over the time spent in training epochs.
 
-    python benchmarks/methods.py                          # 2 epochs on 20,000 images per method
-    python benchmarks/methods.py --epochs 5 --images 60000 --methods simclr byol
+    python benchmarks/methods.py                                  # every recipe at its stated budget
+    python benchmarks/methods.py --methods simclr byol --epochs 1  # a subset, another budget
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
+import contrastkit
+from contrastkit.data import load_dataset
 from contrastkit.train.config import list_recipes, load_config
-from contrastkit.train.fit import train
+from contrastkit.train.fit import build_method, build_views, encoder_info, train
+from full_protocol import encoder_scores, pixel_scores  # benchmarks/, beside this script
+from quality import EpochTimer
 
-MONITOR = ["monitor.bank_size=10000", "monitor.query_size=10000", "monitor.every_n_epochs=1"]
 
-
-def run(recipe: str, args, out_dir: Path, extra: list[str]) -> tuple[dict[str, float], float]:
-    config = load_config(
-        recipe,
-        [
-            f"out_dir={out_dir}",
-            f"name={recipe}",
-            f"seed={args.seed}",
-            f"trainer.max_epochs={args.epochs}",
-            f"data.train_fraction={args.images / 60000}",
-            "trainer.enable_progress_bar=false",
-            "trainer.accelerator=cpu",
-            "final_eval.enabled=false",
-            *MONITOR,
-            *extra,
-        ],
-    )
+def run(recipe: str, args, out_dir: Path, train_set, test_set) -> dict:
+    overrides = [
+        f"out_dir={out_dir}",
+        f"name={recipe}",
+        f"seed={args.seed}",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "monitor.every_n_epochs=0",
+        "final_eval.enabled=false",
+    ]
+    if args.epochs is not None:
+        overrides.append(f"trainer.max_epochs={args.epochs}")
+    config = load_config(recipe, overrides)
+    timer = EpochTimer()
     start = time.perf_counter()
-    result = train(config)
-    return result.monitor[-1], time.perf_counter() - start
+    train(config, callbacks=[timer])
+    seconds = time.perf_counter() - start
+    encoder = contrastkit.load_encoder(config.run_dir / "encoder.safetensors")
+    knn, probe = encoder_scores(encoder, encoder.encoder_info, train_set, test_set)
+    return {
+        "recipe": recipe,
+        "epochs": config.trainer.max_epochs,
+        "knn": knn,
+        "probe": probe,
+        "minutes": seconds / 60,
+        "images/s": timer.images / timer.seconds,
+    }
 
 
-def floor(args) -> dict[str, float]:
-    """The monitor's numbers for the SimCLR recipe's encoder at its random initialisation."""
-    from types import SimpleNamespace
-
-    from contrastkit.train.data_module import RunDataModule
-    from contrastkit.train.fit import build_method, build_views
-    from contrastkit.train.monitor import EmbeddingMonitor
-
-    config = load_config("simclr-fashion-mnist", [f"seed={args.seed}", *MONITOR])
-    torch.manual_seed(args.seed)
-    data = RunDataModule(config.data, config.seed, config.monitor.bank_size, config.monitor.query_size)
-    views = build_views(config, data.channels, data.image_size)
-    method = build_method(config, in_chans=views.specs[0].channels)
-    spec = views.specs[0]
-    monitor = EmbeddingMonitor(config.monitor, data.bank, data.queries, None, spec.mean, spec.std, spec.size)
-    return monitor.compute(SimpleNamespace(method=method, device=torch.device("cpu"), trainer=None))
+def random_init(recipe: str, train_set, test_set) -> tuple[float, float]:
+    """The recipe's backbone at its random initialisation (seed 0), scored the same way."""
+    config = load_config(recipe)
+    torch.manual_seed(config.seed)
+    views = build_views(config, channels=1, image_size=28)
+    backbone = build_method(config, in_chans=1).backbone.eval()
+    return encoder_scores(backbone, encoder_info(config, views, 1), train_set, test_set)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--images", type=int, default=20000)
+    parser.add_argument("--epochs", type=int, default=None, help="default: each recipe's stated budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", nargs="*", default=None, help="recipe prefixes, e.g. simclr byol")
     args = parser.parse_args()
-    recipes = [r for r in list_recipes() if r.endswith("-fashion-mnist")]
+    recipes = [r for r in list_recipes() if r.endswith("-fashion-mnist") and not r.startswith("clip")]
     if args.methods:
         recipes = [r for r in recipes if any(r.startswith(m) for m in args.methods)]
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows.append(("random init (small_cnn)", floor(args), 0.0))
-        for recipe in recipes:
-            metrics, seconds = run(recipe, args, Path(tmp), [])
-            rows.append((recipe, metrics, seconds))
+    train_set, test_set = load_dataset("fashion-mnist", split="train"), load_dataset("fashion-mnist", split="test")
     print(
-        f"# {args.images} Fashion-MNIST images x {args.epochs} epochs per method, {torch.get_num_threads()} threads, "
-        f"{os.cpu_count()} CPUs; kNN k=200 on the 10,000 test images"
+        f"# Fashion-MNIST, each recipe at {'its stated budget' if args.epochs is None else f'{args.epochs} epochs'}; "
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}"
     )
-    print(f"{'recipe':<28} {'kNN top-1':>9} {'kNN top-5':>9} {'std ratio':>9} {'RankMe':>7} {'seconds':>8}")
-    for name, m, seconds in rows:
-        print(
-            f"{name:<28} {m['knn/top1']:>9.4f} {m['knn/top5']:>9.4f} {m['health/std_ratio']:>9.3f} "
-            f"{m['health/rankme']:>7.1f} {seconds:>8.0f}"
-        )
+    print("# kNN (k=200, T=0.1): 10,000 test queries vs 60,000 training images; probe: logistic regression")
+    header = f"{'':<28} {'epochs':>6} {'kNN top-1':>9} {'probe':>7} {'minutes':>8} {'images/s':>9}"
+    print(header + "\n" + "-" * len(header), flush=True)
+    knn, probe = pixel_scores(train_set, test_set)
+    print(f"{'raw pixels':<28} {'':>6} {knn:>9.4f} {probe:>7.4f}", flush=True)
+    knn, probe = random_init(recipes[0], train_set, test_set)
+    print(f"{'random init (' + load_config(recipes[0]).backbone.name + ')':<28} {'':>6} {knn:>9.4f} {probe:>7.4f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for recipe in recipes:
+            r = run(recipe, args, Path(tmp), train_set, test_set)
+            print(
+                f"{recipe:<28} {r['epochs']:>6} {r['knn']:>9.4f} {r['probe']:>7.4f} {r['minutes']:>8.1f} "
+                f"{r['images/s']:>9.1f}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

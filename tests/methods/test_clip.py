@@ -83,3 +83,24 @@ def test_fine_tuned_minilm_tower_learns_and_is_not_cached():
     grads = [p.grad for p in method.model.text_encoder.parameters() if p.grad is not None]
     assert grads and any(g.abs().sum() > 0 for g in grads)
     assert not method.model._text_cache
+
+
+def test_without_a_text_projection_images_map_into_the_locked_text_space(minilm, tmp_path):
+    from contrastkit.backbones import load_encoder, save_encoder
+
+    torch.manual_seed(0)
+    method = create_method("clip", create_backbone("small_cnn", in_chans=1), project_text=False, embed_dim=384)
+    assert isinstance(method.model.text_projection, torch.nn.Identity)
+    text = method.model.encode_text(CAPTIONS)
+    tower = F.normalize(method.model.text_encoder(CAPTIONS), dim=1)  # the tower's own embeddings
+    torch.testing.assert_close(text, tower, rtol=1e-5, atol=1e-6)
+    out = method([torch.randn(6, 1, 28, 28)], CAPTIONS)
+    out.loss.backward()
+    assert method.model.image_projection.weight.grad.abs().sum() > 0
+    module, info = method.export_module()
+    path = save_encoder(module, tmp_path / "encoder.safetensors", {"backbone": "small_cnn", "in_chans": 1, **info})
+    loaded = load_encoder(path)
+    assert isinstance(loaded.text_projection, torch.nn.Identity)
+    torch.testing.assert_close(loaded.encode_text(CAPTIONS), text, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="embed_dim must be 384"):
+        create_method("clip", create_backbone("small_cnn", in_chans=1), project_text=False, embed_dim=128)

@@ -4,12 +4,13 @@ exports an encoder that loads back."""
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
 
 import contrastkit
-from contrastkit.train.config import list_recipes, load_config
+from contrastkit.train.config import list_recipes, load_config, recipe_path
 from contrastkit.train.fit import train
 
 RECIPES = [name for name in list_recipes() if name.endswith("-fashion-mnist")]
@@ -22,6 +23,17 @@ def test_every_method_has_a_recipe_per_data_set():
     for suffix in ("cifar10", "imagenet"):
         assert len([n for n in list_recipes() if n.endswith(f"-{suffix}")]) == len(image_only)
     assert {"clip-pairs", "text-pairs"} <= set(list_recipes())
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_fashion_mnist_recipes_state_the_budget_they_are_tuned_for(recipe):
+    """The description says how many epochs the recipe is tuned for, and the recipe trains for exactly that."""
+    from omegaconf import OmegaConf
+
+    description = OmegaConf.load(recipe_path(recipe)).description
+    stated = re.search(r"tuned for (\d+) epochs? .*\(~\d+ min", description)
+    assert stated, f"{recipe}: the description must say 'tuned for N epochs ... (~M min ...)': {description!r}"
+    assert load_config(recipe).trainer.max_epochs == int(stated.group(1))
 
 
 @pytest.mark.parametrize("recipe", RECIPES)

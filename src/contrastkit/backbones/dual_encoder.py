@@ -55,21 +55,39 @@ class DualEncoder(nn.Module):
     ``forward(images)`` returns the L2-normalised image embeddings (what ``contrastkit embed`` indexes, so text
     queries can search them); :meth:`encode_text` gives the matching text embeddings.
 
+    Without a text projection (``project_text=False``) the image tower is projected straight into the text tower's
+    own embedding space (``embed_dim`` = its ``feature_dim``): with a locked pretrained tower this keeps the
+    similarities between class names the tower learnt, so classes never seen in training still land next to their
+    semantic neighbours; a projection trained on a few distinct captions is free to fold them onto seen ones.
+
     Args:
         image_encoder: image backbone with ``feature_dim``.
         text_encoder: a module mapping a list of strings to ``(B, feature_dim)``.
         embed_dim: the shared embedding size.
         lock_text: freeze the text tower.
+        project_text: learn a linear projection of the text features (False: use them as they are).
     """
 
     def __init__(
-        self, image_encoder: nn.Module, text_encoder: nn.Module, embed_dim: int = 256, lock_text: bool = False
+        self,
+        image_encoder: nn.Module,
+        text_encoder: nn.Module,
+        embed_dim: int = 256,
+        lock_text: bool = False,
+        project_text: bool = True,
     ) -> None:
         super().__init__()
+        text_dim = int(text_encoder.feature_dim)
+        if not project_text and embed_dim != text_dim:
+            raise ValueError(
+                f"without a text projection the embedding size is the text tower's: embed_dim must be {text_dim}, "
+                f"got {embed_dim}"
+            )
         self.image_encoder = image_encoder
         self.text_encoder = text_encoder
         self.image_projection = nn.Linear(int(image_encoder.feature_dim), embed_dim, bias=False)
-        self.text_projection = nn.Linear(int(text_encoder.feature_dim), embed_dim, bias=False)
+        self.text_projection = nn.Linear(text_dim, embed_dim, bias=False) if project_text else nn.Identity()
+        self.project_text = bool(project_text)
         self.lock_text = bool(lock_text)
         self.feature_dim = int(embed_dim)
         self._text_cache: dict[str, Tensor] = {}
@@ -89,7 +107,7 @@ class DualEncoder(nn.Module):
         """Text tower features ``(B, text feature_dim)``; cached per string when the tower is locked."""
         if not self.lock_text:
             return self.text_encoder(texts)
-        device = self.text_projection.weight.device
+        device = self.image_projection.weight.device
         missing = list(dict.fromkeys(t for t in texts if t not in self._text_cache))
         if missing:
             if len(self._text_cache) + len(missing) > MAX_CACHED_TEXTS:

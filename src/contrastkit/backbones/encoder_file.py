@@ -104,7 +104,13 @@ def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.
     from contrastkit.backbones.dual_encoder import DualEncoder, create_text_encoder
 
     text = create_text_encoder(**info["text_encoder"])
-    return DualEncoder(image, text, embed_dim=int(info["embed_dim"]), lock_text=bool(info.get("lock_text")))
+    return DualEncoder(
+        image,
+        text,
+        embed_dim=int(info["embed_dim"]),
+        lock_text=bool(info.get("lock_text")),
+        project_text=bool(info.get("project_text", True)),
+    )
 
 
 def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:

