@@ -105,3 +105,22 @@ def test_unknown_name_without_close_match_still_lists_names():
 def test_num_classes_rejected():
     with pytest.raises(ValueError, match="num_classes"):
         create_backbone("resnet18", num_classes=10)
+
+
+def test_small_cnn_wide_has_four_blocks_and_centred_features():
+    from contrastkit.backbones import SmallCNN
+
+    torch.manual_seed(0)
+    model = create_backbone("small_cnn_wide", in_chans=1)
+    assert model.feature_dim == 256 and len(model.features) == 4
+    x = torch.rand(64, 1, 28, 28)
+    features = model(x)  # (64, 256), train mode: batch statistics
+    pooled = model.pool(model.features(x)).flatten(1).detach()  # (64, 256), all >= 0
+    # the feature BatchNorm at initialisation, written out: (x - batch mean) / sqrt(biased batch variance + eps)
+    expected = (pooled - pooled.mean(0)) / (pooled.var(0, unbiased=False) + 1e-5).sqrt()
+    torch.testing.assert_close(features.detach(), expected, atol=1e-4, rtol=1e-4)
+    assert bool((pooled >= 0).all()) and bool((features < 0).any())
+    plain = create_backbone("small_cnn", in_chans=1)  # no feature norm: average-pooled ReLUs, all >= 0
+    assert bool((plain(torch.rand(8, 1, 28, 28)) >= 0).all())
+    with pytest.raises(ValueError, match="widths"):
+        SmallCNN(widths=())

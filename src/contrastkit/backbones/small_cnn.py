@@ -26,9 +26,12 @@ class SmallCNN(nn.Module):
     Args:
         in_chans: Number of input channels.
         widths: Output channels of the blocks (at least one); ``feature_dim`` is the last.
+        norm_features: a BatchNorm on the pooled features (Ioffe & Szegedy 2015, arXiv 1502.03167): they come out
+            centred and scaled per dimension instead of all positive (average-pooled ReLUs), which is what cosine
+            similarity (kNN, search) needs to tell images apart.
     """
 
-    def __init__(self, in_chans: int = 1, widths: Sequence[int] = (32, 64, 128)) -> None:
+    def __init__(self, in_chans: int = 1, widths: Sequence[int] = (32, 64, 128), norm_features: bool = False) -> None:
         super().__init__()
         if len(widths) < 1 or any(int(w) < 1 for w in widths):
             raise ValueError(f"widths must be one or more positive channel counts, got {tuple(widths)}")
@@ -37,11 +40,12 @@ class SmallCNN(nn.Module):
             *(_conv_bn_relu(chans[i], chans[i + 1], stride=1 if i == 0 else 2) for i in range(len(widths)))
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.norm = nn.BatchNorm1d(chans[-1]) if norm_features else nn.Identity()
         self.feature_dim = chans[-1]
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.features(x)  # (B, C_last, H / 2^(blocks-1), W / 2^(blocks-1))
-        return self.pool(x).flatten(1)  # (B, C_last)
+        return self.norm(self.pool(x).flatten(1))  # (B, C_last)
 
 
 @register_backbone
@@ -59,14 +63,15 @@ def small_cnn(in_chans: int = 3, small_input: bool = False, **kwargs) -> SmallCN
 
 @register_backbone
 def small_cnn_wide(in_chans: int = 3, small_input: bool = False) -> SmallCNN:
-    """Four blocks (32, 64, 128, 256), features (B, 256): the ``*-fashion-mnist`` recipes' encoder.
+    """Four blocks (32, 64, 128, 256) and normalised features (B, 256): the ``*-fashion-mnist`` recipes' encoder.
 
-    At the short budgets those recipes are tuned for (minutes on 2 CPU cores) the wider, deeper network gives
-    clearly better frozen features than :func:`small_cnn` for about 1.2x its training time (benchmarks/RESULTS.md).
+    Measured at the budget those recipes are tuned for (2 epochs on 2 CPU cores, benchmarks/RESULTS.md): the fourth
+    block and the normalised features lift SimCLR's kNN accuracy on Fashion-MNIST from 0.809 to 0.823 (the
+    feature BatchNorm alone: +1.6 points) at about the same linear-probe accuracy.
 
     Args:
         in_chans: Number of input channels.
         small_input: Ignored: this network is always meant for small inputs.
     """
     del small_input
-    return SmallCNN(in_chans=in_chans, widths=(32, 64, 128, 256))
+    return SmallCNN(in_chans=in_chans, widths=(32, 64, 128, 256), norm_features=True)

@@ -19,7 +19,7 @@ class SimCLR(Method):
 
     Each view goes through the backbone and a projection MLP (Linear-BN-ReLU-Linear, 2048 -> 128) as its own batch
     (BatchNorm statistics per view, as in lightly and the BYOL-family reference code; on CPUs two passes of B are
-    also ~35% faster than one of 2B, benchmarks/train.py); the NT-Xent loss pulls the two views of an image together
+    also ~35% faster than one of 2B, measured 2026-11-23); the NT-Xent loss pulls the two views of an image together
     against the other ``2B - 2`` (``2 * global batch - 2`` when gathered across processes).
 
     Args:

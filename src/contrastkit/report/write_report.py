@@ -232,7 +232,8 @@ def _config_section(saved: dict[str, Any], final_eval: dict[str, Any] | None) ->
                 for r in final_eval["rows"]]  # fmt: skip
         counts = (
             f"{final_eval.get('test_images', '?')} held-out images, probes fitted on "
-            f"{final_eval.get('train_images', '?')}, kNN k={final_eval.get('k', '?')}"
+            f"{final_eval.get('train_images', '?')}, kNN k={final_eval.get('k', '?')} over "
+            f"{final_eval.get('knn_bank_images', final_eval.get('train_images', '?'))} training images"
         )
         parts.append(f"<h3>Final evaluation</h3><p>{counts}</p>" + table(header, rows))
     parts += _image_text_tables(final_eval or {})

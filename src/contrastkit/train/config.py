@@ -140,6 +140,7 @@ class MonitorConfig:
 class FinalEvalConfig:
     enabled: bool = True  # after training: kNN and linear probe vs the random-init encoder and raw pixels
     train_size: int = 10000  # labelled training images the probes are fitted on
+    knn_bank_size: int | None = None  # labelled training images in the kNN bank (None: the probes' train_size)
     test_size: int = 10000  # held-out images they are scored on
 
 

@@ -18,7 +18,8 @@ from contrastkit.views import MultiViews
 
 def _split(config: RunConfig, data: RunDataModule) -> tuple[Labelled, Labelled]:
     rng = np.random.default_rng(config.seed + 2)
-    size_train, size_test = config.final_eval.train_size, config.final_eval.test_size
+    size_test = config.final_eval.test_size
+    size_train = max(config.final_eval.train_size, config.final_eval.knn_bank_size or 0)  # bank >= probe set
     if data.test_set is not None:
         train = take(data.train_set, rng.permutation(data.train_indices)[:size_train])
         test = take(data.test_set, rng.permutation(len(data.test_set))[:size_test])
@@ -46,6 +47,8 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
     method.eval()
     initial.eval()
 
+    probe_size = min(config.final_eval.train_size, len(train.labels))  # the probes fit the bank's first images
+
     def pixels(images: torch.Tensor) -> torch.Tensor:
         return embed_images(lambda x: x.flatten(1), images, spec.mean, spec.std, spec.size)  # (N, C*S*S)
 
@@ -71,7 +74,7 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
             k=config.monitor.knn_k,
             temperature=config.monitor.knn_temperature,
         )
-        probe = linear_probe(f_train, train.labels, f_test, scored.labels, seed=config.seed)
+        probe = linear_probe(f_train[:probe_size], train.labels[:probe_size], f_test, scored.labels, seed=config.seed)
         rows.append(
             {
                 "encoder": name,
@@ -82,7 +85,12 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
                 "linear_probe_weight_decay": float(probe.weight_decay),
             }
         )
-    result = {"train_images": len(train.labels), "test_images": len(scored.labels), "k": config.monitor.knn_k}
+    result = {
+        "train_images": probe_size,
+        "knn_bank_images": len(train.labels),
+        "test_images": len(scored.labels),
+        "k": config.monitor.knn_k,
+    }
     if config.data.classes:
         result["classes"] = list(config.data.classes)
     return {**result, "rows": rows, **image_text_scores(config, data, method, initial_method, spec, device, test)}
@@ -200,9 +208,10 @@ def format_table(result: dict[str, Any]) -> str:
 def _format_probes(result: dict[str, Any]) -> str:
     header = f"{'encoder':<24} {'dim':>5} {'kNN top-1':>10} {'kNN top-5':>10} {'linear probe':>13}"
     where = f" of the {len(result['classes'])} classes trained on" if result.get("classes") else ""
+    bank = result.get("knn_bank_images", result["train_images"])
     lines = [
-        f"Evaluation on {result['test_images']} held-out images{where} (probes fitted on {result['train_images']}; "
-        f"kNN k={result['k']}, cosine, weighted)",
+        f"Evaluation on {result['test_images']} held-out images{where} (probes fitted on {result['train_images']} "
+        f"training images; kNN k={result['k']}, cosine, weighted, over {bank} training images)",
         header,
         "-" * len(header),
     ]
