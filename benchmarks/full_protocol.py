@@ -32,10 +32,11 @@ def encoder_scores(encoder: Callable[[Tensor], Tensor], info: dict, train_set, t
 
 
 def pixel_scores(train_set, test_set) -> tuple[float, float]:
-    """:func:`scores` of the raw pixels (scaled to [0, 1], flattened)."""
+    """:func:`scores` of the raw pixels, normalised as the recipes' views are ((x / 255 - 0.5) / 0.5), flattened:
+    the stronger floor for cosine kNN (0.812 here vs 0.789 on [0, 1] pixels)."""
 
     def flat(images: Tensor) -> Tensor:
-        return images.flatten(1).float().div(255)  # (N, 784)
+        return images.flatten(1).float().div(255).sub(0.5).div(0.5)  # (N, 784)
 
     return scores(flat(train_set.images), train_set.targets, flat(test_set.images), test_set.targets)
 

@@ -30,7 +30,7 @@ def test_console_script_and_module_entry_point():
 def test_print_config_shows_the_validated_config(capsys):
     assert main(["train", "simclr-fashion-mnist", "trainer.max_epochs=7", "--print-config"]) == 0
     out = capsys.readouterr().out
-    assert "max_epochs: 7" in out and "temperature: 0.5" in out
+    assert "max_epochs: 7" in out and "temperature: 0.2" in out
 
 
 def test_bad_override_exits_2_with_the_key(capsys):
