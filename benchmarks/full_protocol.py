@@ -12,6 +12,21 @@ from contrastkit.eval import knn_accuracy, linear_probe
 from contrastkit.eval.embed_images import embed_images
 
 
+def training_overrides(out_dir, name: str, seed: int, epochs: int | None) -> list[str]:
+    """``key=value`` overrides for a benchmark run: CPU, quiet, no monitors and no final table (only training is
+    timed, the encoder is scored here), the recipe's epochs unless ``epochs`` is given."""
+    overrides = [
+        f"out_dir={out_dir}",
+        f"name={name}",
+        f"seed={seed}",
+        "trainer.enable_progress_bar=false",
+        "trainer.accelerator=cpu",
+        "monitor.every_n_epochs=0",
+        "final_eval.enabled=false",
+    ]
+    return overrides if epochs is None else [*overrides, f"trainer.max_epochs={epochs}"]
+
+
 def scores(f_train: Tensor, train_labels: Tensor, f_test: Tensor, test_labels: Tensor) -> tuple[float, float]:
     """(kNN top-1, linear-probe accuracy) of features of the training bank and the test queries."""
     knn = knn_accuracy(f_train, train_labels, f_test, test_labels, k=200, temperature=0.1)
@@ -41,4 +56,4 @@ def pixel_scores(train_set, test_set) -> tuple[float, float]:
     return scores(flat(train_set.images), train_set.targets, flat(test_set.images), test_set.targets)
 
 
-__all__ = ["encoder_scores", "pixel_scores", "scores"]
+__all__ = ["encoder_scores", "pixel_scores", "scores", "training_overrides"]

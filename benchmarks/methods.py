@@ -26,23 +26,12 @@ import contrastkit
 from contrastkit.data import load_dataset
 from contrastkit.train.config import list_recipes, load_config
 from contrastkit.train.fit import build_method, build_views, encoder_info, train
-from full_protocol import encoder_scores, pixel_scores  # benchmarks/, beside this script
+from full_protocol import encoder_scores, pixel_scores, training_overrides  # benchmarks/, beside this script
 from quality import EpochTimer
 
 
 def run(recipe: str, args, out_dir: Path, train_set, test_set) -> dict:
-    overrides = [
-        f"out_dir={out_dir}",
-        f"name={recipe}",
-        f"seed={args.seed}",
-        "trainer.enable_progress_bar=false",
-        "trainer.accelerator=cpu",
-        "monitor.every_n_epochs=0",
-        "final_eval.enabled=false",
-    ]
-    if args.epochs is not None:
-        overrides.append(f"trainer.max_epochs={args.epochs}")
-    config = load_config(recipe, overrides)
+    config = load_config(recipe, training_overrides(out_dir, recipe, args.seed, args.epochs))
     timer = EpochTimer()
     start = time.perf_counter()
     train(config, callbacks=[timer])

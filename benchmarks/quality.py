@@ -38,7 +38,7 @@ from contrastkit.data import load_dataset
 from contrastkit.train.config import RunConfig, load_config
 from contrastkit.train.fit import train
 from contrastkit.train.optim import WarmupCosine, plan_schedule
-from full_protocol import encoder_scores  # benchmarks/full_protocol.py, beside this script
+from full_protocol import encoder_scores, training_overrides  # benchmarks/full_protocol.py, beside this script
 
 LIGHTLY_INFO = {"mean": (0.5,), "std": (0.5,), "input_size": 28, "in_chans": 1}  # how lightly's views normalise
 
@@ -147,19 +147,8 @@ def main() -> None:
     train_set, test_set = load_dataset("fashion-mnist", split="train"), load_dataset("fashion-mnist", split="test")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        overrides = [
-            f"out_dir={tmp}",
-            "name=quality",
-            f"seed={args.seed}",
-            f"data.train_fraction={args.images / 60000}",
-            "trainer.enable_progress_bar=false",
-            "trainer.accelerator=cpu",
-            "monitor.every_n_epochs=0",
-            "final_eval.enabled=false",
-        ]
-        if args.epochs is not None:
-            overrides.append(f"trainer.max_epochs={args.epochs}")
-        config = load_config(args.recipe, overrides)
+        overrides = training_overrides(tmp, "quality", args.seed, args.epochs)
+        config = load_config(args.recipe, [*overrides, f"data.train_fraction={args.images / 60000}"])
         if config.method["name"] != "simclr":
             parser.error(f"--recipe must be a SimCLR recipe (lightly's side is SimCLR), got {config.method['name']}")
         # lightly trains on the same subset contrastkit draws (data.train_fraction with the same seed)
