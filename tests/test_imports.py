@@ -13,12 +13,12 @@ def test_losses_import_without_lightning():
 
 
 def test_library_packages_import_without_lightning():
-    """Views, heads, eval, methods, backbones and load_encoder are plain torch: usable in anyone's loop."""
+    """Views, heads, eval, methods, backbones, finetuning (until it trains) and load_encoder are plain torch."""
     code = (
         "import sys, contrastkit, contrastkit.views, contrastkit.heads, contrastkit.eval, contrastkit.methods, "
-        "contrastkit.backbones; "
+        "contrastkit.backbones, contrastkit.finetuning; "
         "heavy = ('lightning', 'pytorch_lightning', 'lightly', 'omegaconf'); "
         "bad = [m for m in sys.modules if m.split('.')[0] in heavy]; "
-        "assert not bad, bad; assert callable(contrastkit.load_encoder)"
+        "assert not bad, bad; assert callable(contrastkit.load_encoder) and callable(contrastkit.finetune)"
     )
     subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

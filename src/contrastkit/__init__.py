@@ -18,4 +18,31 @@ def load_encoder(path: str | os.PathLike, device: str = "cpu") -> Any:
     return load(path, device=device)
 
 
-__all__ = ["__version__", "load_encoder"]
+def finetune(
+    encoder: Any,
+    data: str,
+    config: Any = None,
+    *,
+    labels_per_class: int | None = None,
+    label_fraction: float | None = None,
+    run_dir: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> Any:
+    """Fine-tune an encoder on a few labels of ``data``: a classifier, next to its linear probe and scratch.
+
+    See :func:`contrastkit.finetuning.finetune`; returns its :class:`~contrastkit.finetuning.FinetuneResult`.
+    """
+    from contrastkit.finetuning import finetune as run
+
+    return run(
+        encoder,
+        data,
+        config,
+        labels_per_class=labels_per_class,
+        label_fraction=label_fraction,
+        run_dir=run_dir,
+        overwrite=overwrite,
+    )
+
+
+__all__ = ["__version__", "finetune", "load_encoder"]

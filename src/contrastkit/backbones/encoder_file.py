@@ -57,13 +57,18 @@ def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, A
     return path
 
 
-def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON metadata of an encoder file (no weights loaded)."""
+def read_file_metadata(path: str | os.PathLike, what: str = "encoder") -> dict[str, Any]:
+    """The contrastkit JSON metadata of a safetensors file (no weights loaded), whatever it holds.
+
+    Raises:
+        FileNotFoundError: no such file.
+        EncoderFileError: not a safetensors file, no contrastkit metadata, or metadata that is not JSON.
+    """
     from safetensors import SafetensorError, safe_open
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"encoder file {str(path)!r} does not exist")
+        raise FileNotFoundError(f"{what} file {str(path)!r} does not exist")
     try:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
@@ -72,9 +77,14 @@ def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
     if METADATA_KEY not in metadata:
         raise EncoderFileError(f"{path}: a safetensors file without contrastkit metadata: not a contrastkit export")
     try:
-        info = json.loads(metadata[METADATA_KEY])
+        return json.loads(metadata[METADATA_KEY])
     except json.JSONDecodeError as e:
         raise EncoderFileError(f"{path}: its contrastkit metadata is not valid JSON ({e})") from None
+
+
+def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON metadata of an encoder file (no weights loaded)."""
+    info = read_file_metadata(path)
     if info.get("format") != FORMAT:
         raise EncoderFileError(f"{path}: metadata format {info.get('format')!r} is not {FORMAT!r}")
     if int(info.get("format_version", 0)) > FORMAT_VERSION:

@@ -53,9 +53,9 @@ def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tu
 
 def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
     """The ``k`` rows most similar to ``image``: ``[(score, id), ...]``, best first."""
+    from contrastkit.data.resize_center_crop import resize_center_crop
     from contrastkit.data.skip_report import Skipped, load_image_or_skip
     from contrastkit.eval.embed_images import embed_images
-    from contrastkit.train.data_module import resize_center_crop
 
     index, model = _index_and_encoder(index_path, encoder)
     encoder_path = model.encoder_path

@@ -14,12 +14,13 @@ from contrastkit.eval.health import (
     uniformity,
 )
 from contrastkit.eval.knn import KNNResult, knn_accuracy, knn_scores
-from contrastkit.eval.linear_probe import LinearProbeResult, linear_probe
+from contrastkit.eval.linear_probe import FittedProbe, LinearProbeResult, fit_linear_probe, linear_probe
 from contrastkit.eval.retrieval import retrieval_metrics
 from contrastkit.eval.zero_shot import ZeroShotResult, image_text_retrieval, zero_shot, zero_shot_classifier
 
 __all__ = [
     "EmbeddingStd",
+    "FittedProbe",
     "KNNResult",
     "LinearProbeResult",
     "ZeroShotResult",
@@ -28,6 +29,7 @@ __all__ = [
     "embed_images",
     "embedding_std",
     "evaluate_encoder",
+    "fit_linear_probe",
     "format_report",
     "image_text_retrieval",
     "knn_accuracy",

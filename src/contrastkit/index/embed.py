@@ -27,7 +27,7 @@ class _Prepared(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str] | Skipped:
-        from contrastkit.train.data_module import resize_center_crop
+        from contrastkit.data.resize_center_crop import resize_center_crop
 
         item = self.dataset[index]
         if isinstance(item, Skipped):

@@ -11,7 +11,6 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
@@ -20,22 +19,11 @@ from contrastkit.data.class_captions import ClassCaptions
 from contrastkit.data.image_text_pairs import ImageTextDataset
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
+from contrastkit.data.resize_center_crop import resize_center_crop
 from contrastkit.data.skip_report import Skipped, check_not_empty
 from contrastkit.train.config import DataConfig
 
 DEFAULT_PATH_IMAGE_SIZE = 256  # path data: images are brought to this size before the views crop them
-
-
-def resize_center_crop(image: Tensor, size: int) -> Tensor:
-    """uint8 ``(C, H, W)`` -> ``(C, size, size)``: shorter side resized to ``size`` (antialiased), centre crop."""
-    _, h, w = image.shape
-    if (h, w) != (size, size):
-        scale = size / min(h, w)
-        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
-        x = F.interpolate(image[None].float(), size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
-        top, left = (nh - size) // 2, (nw - size) // 2
-        image = x[0, :, top : top + size, left : left + size].round().clamp(0, 255).to(torch.uint8)  # (C, S, S)
-    return image
 
 
 class FixedSizeImages(Dataset):

@@ -1,0 +1,132 @@
+"""A classifier made of an encoder and a linear head, and its file: safetensors weights + JSON metadata.
+
+The file holds everything ``contrastkit predict`` needs and nothing that must be unpickled: the weights, the
+encoder's metadata (to rebuild the architecture), the class names in class-id order and the preprocessing (input
+size, channels, mean, std).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from contrastkit.backbones.encoder_file import EncoderFileError, build_encoder, read_file_metadata
+from contrastkit.backbones.registry import create_backbone
+
+FORMAT = "contrastkit-classifier"
+FORMAT_VERSION = 1
+METADATA_KEY = "contrastkit"
+
+
+class ImageTower(nn.Module):
+    """The image side of an image-text encoder: backbone, projection, L2 normalisation (no text tower).
+
+    Its outputs are the embeddings zero-shot classification compares with class descriptions, so a linear head
+    on them can start from the zero-shot class embeddings.
+    """
+
+    def __init__(self, image_encoder: nn.Module, projection: nn.Linear) -> None:
+        super().__init__()
+        self.image_encoder = image_encoder
+        self.image_projection = projection
+        self.feature_dim = int(projection.out_features)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return F.normalize(self.image_projection(self.image_encoder(images)), dim=-1)  # (B, E)
+
+
+class Classifier(nn.Module):
+    """Logits ``(B, C)`` = ``head(encoder(images))``: an encoder with a linear classification head.
+
+    Args:
+        encoder: any module with ``feature_dim`` mapping images ``(B, C, H, W)`` to features ``(B, D)``.
+        num_classes: classes of the head.
+    """
+
+    def __init__(self, encoder: nn.Module, num_classes: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(int(encoder.feature_dim), int(num_classes))
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.head(self.encoder(images))  # (B, C)
+
+
+def image_encoder_of(encoder: nn.Module) -> nn.Module:
+    """The image path of a loaded encoder: itself, or the :class:`ImageTower` of an image-text encoder."""
+    if hasattr(encoder, "encode_text"):
+        return ImageTower(encoder.image_encoder, encoder.image_projection)
+    return encoder
+
+
+def save_classifier(classifier: Classifier, path: str | os.PathLike, info: dict[str, Any]) -> Path:
+    """Write ``classifier`` to ``path`` (safetensors) with ``info`` as metadata, and the JSON beside it.
+
+    Args:
+        info: ``encoder`` (the encoder file's metadata), ``classes`` (names in class-id order), ``input_size``,
+            ``in_chans``, ``mean``, ``std``; anything else (how it was trained) is kept as is.
+    """
+    from safetensors.torch import save_file
+
+    for key in ("encoder", "classes", "input_size", "in_chans", "mean", "std"):
+        if key not in info:
+            raise ValueError(f"info must contain {key!r}, got keys {sorted(info)}")
+    if len(info["classes"]) != classifier.head.out_features:
+        raise ValueError(f"{len(info['classes'])} class names for a head of {classifier.head.out_features} classes")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
+    os.replace(tmp, path)
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def _build(meta: dict[str, Any], source: str) -> Classifier:
+    info = meta["encoder"]
+    if info.get("kind") == "dual":  # the image tower only: rebuilt without loading a text model
+        kwargs = dict(info.get("backbone_kwargs") or {})
+        image = create_backbone(
+            info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
+        )
+        encoder = ImageTower(image, nn.Linear(int(image.feature_dim), int(info["embed_dim"]), bias=False))
+    elif info.get("kind") == "text":
+        raise EncoderFileError(f"{source}: a classifier needs an image encoder, this one is a text encoder")
+    else:
+        encoder = build_encoder(info, source)
+    return Classifier(encoder, len(meta["classes"]))
+
+
+def load_classifier(path: str | os.PathLike, device: torch.device | str = "cpu") -> Classifier:
+    """The classifier saved at ``path``, in eval mode, with its metadata as ``.info`` (nothing unpickled).
+
+    Raises:
+        FileNotFoundError: no such file.
+        EncoderFileError: not a safetensors file, not a contrastkit classifier, or weights that do not fit.
+    """
+    from safetensors.torch import load_file
+
+    meta = read_file_metadata(path, "classifier")
+    if meta.get("format") != FORMAT:
+        found = meta.get("format")
+        hint = " (an encoder file: fine-tune it with `contrastkit finetune`)" if found == "contrastkit-encoder" else ""
+        raise EncoderFileError(f"{path}: not a contrastkit classifier (format {found!r}){hint}")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise EncoderFileError(f"{path}: classifier format {meta['format_version']} is newer than this contrastkit")
+    classifier = _build(meta, str(path))
+    try:
+        classifier.load_state_dict(load_file(str(path), device=str(device)), strict=True)
+    except RuntimeError as e:
+        raise EncoderFileError(f"{path}: weights do not fit the classifier: {str(e).splitlines()[0]}") from None
+    classifier.info = meta
+    return classifier.to(device).eval()

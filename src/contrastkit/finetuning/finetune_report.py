@@ -1,0 +1,61 @@
+"""The HTML report of a fine-tuning run: the accuracy table and the confusion matrix on the test split."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from contrastkit.report.html_page import Section, render_page, table
+
+
+def confusion_html(confusion: list[list[int]], classes: list[str]) -> str:
+    """The confusion matrix as an HTML table: rows true classes, columns predicted, cells shaded by row share."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in classes)
+    rows = []
+    for name, counts in zip(classes, confusion, strict=True):
+        total = max(sum(counts), 1)
+        cells = []
+        for j, count in enumerate(counts):
+            share = count / total
+            colour = f"rgba(9, 105, 218, {share:.3f})" if name == classes[j] else f"rgba(207, 34, 46, {share:.3f})"
+            text = "#fff" if share > 0.5 else "#1f2328"
+            cells.append(f'<td class="num" style="background:{colour};color:{text}">{count}</td>')
+        rows.append(f'<tr><th>{html.escape(name)}</th>{"".join(cells)}<td class="num">{total}</td></tr>')
+    return (
+        '<table class="confusion"><thead><tr><th>true \\ predicted</th>'
+        f"{head}<th>images</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def write_finetune_report(result: Any, path: Path, trained: str) -> Path:
+    """Write ``report.html`` of a :class:`~contrastkit.finetuning.finetune.FinetuneResult`."""
+    rows = [["linear probe (frozen encoder)", result.linear_probe]]
+    if result.zero_shot is not None:
+        rows.insert(0, ["zero-shot (class names only)", result.zero_shot])
+    if result.finetuned is not None:
+        rows.append(["fine-tuned (LP-FT)", result.finetuned])
+    if result.scratch is not None:
+        rows.append(["from scratch, same labels and budget", result.scratch])
+    accuracy = Section(
+        "accuracy",
+        "Test accuracy",
+        f"{result.labelled_images} labelled images, {result.test_images} test images ({result.source}). Every "
+        "row is trained on the same labelled images; from scratch has the fine-tuning's budget.",
+        body=table(["classifier", "test accuracy"], rows),
+    )
+    confusion = Section(
+        "confusion",
+        f"Confusion matrix of the exported classifier ({trained})",
+        "Rows: true class; columns: predicted class. The diagonal (blue) is right; red cells are the mistakes, "
+        "shaded by their share of the row.",
+        body=confusion_html(result.confusion, result.classes),
+    )
+    timing = Section(
+        "time",
+        "Time",
+        "Wall time of each part, in seconds.",
+        body=table(["part", "seconds"], [[k, round(v, 1)] for k, v in result.seconds.items()]),
+    )
+    path.write_text(render_page("contrastkit fine-tuning", str(path.parent), [accuracy, confusion, timing]))
+    return path
