@@ -55,6 +55,7 @@ bench: $(STAMP) | $(FMNIST)
 	$(PY) benchmarks/throughput.py
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/methods.py
+	$(PY) benchmarks/finetune.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/clip.py
 	$(PY) benchmarks/gradcache.py

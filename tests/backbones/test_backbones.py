@@ -20,7 +20,10 @@ def test_builtins_registered():
     assert list_backbones() == sorted(list_backbones())
 
 
-IMAGE_BACKBONES = [n for n in list_backbones() if n != "sequence_cnn"]  # sequence_cnn: tests/methods/test_cpc.py
+# sequence_cnn: tests/methods/test_cpc.py; the wrappers of other libraries' models (published architectures,
+# 3 channels, no small-input stem): tests/backbones/test_import_encoder.py
+IMPORTED = {"torchvision_model", "timm_model", "hf_vision"}
+IMAGE_BACKBONES = [n for n in list_backbones() if n != "sequence_cnn" and n not in IMPORTED]
 
 
 @pytest.mark.parametrize("name", IMAGE_BACKBONES)

@@ -42,7 +42,7 @@ def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, A
 
     required = ("text_encoder",) if info.get("kind") == "text" else ("backbone", "in_chans")
     if info.get("kind") == "dual":
-        required += ("text_encoder",)
+        required = ("in_chans",) if "library" in info else (*required, "text_encoder")
     for key in required:
         if key not in info:
             raise ValueError(f"info must contain {key!r} to rebuild the encoder, got keys {sorted(info)}")
@@ -105,6 +105,8 @@ def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.
         from contrastkit.backbones.dual_encoder import create_text_encoder
 
         return create_text_encoder(**info["text_encoder"])
+    if kind == "dual" and "library" in info:  # imported from another library (contrastkit import-encoder)
+        return _imported_dual(info, source)
     kwargs = dict(info.get("backbone_kwargs") or {})
     image = create_backbone(
         info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
@@ -121,6 +123,19 @@ def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.
         lock_text=bool(info.get("lock_text")),
         project_text=bool(info.get("project_text", True)),
     )
+
+
+def _imported_dual(info: dict[str, Any], source: str) -> nn.Module:
+    """The image-text model of an imported open_clip or transformers CLIP encoder file."""
+    if info["library"] == "open_clip":
+        from contrastkit.backbones.open_clip_encoder import OpenCLIPEncoder
+
+        return OpenCLIPEncoder(info["model_cfg"])
+    if info["library"] == "transformers":
+        from contrastkit.backbones.hf_encoder import HFCLIPEncoder
+
+        return HFCLIPEncoder(info["hf_config"], info["tokenizer_files"])
+    raise EncoderFileError(f"{source}: unknown image-text library {info['library']!r} (open_clip or transformers)")
 
 
 def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:

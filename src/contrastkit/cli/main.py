@@ -23,6 +23,7 @@ EPILOG = """examples:
   contrastkit search gallery.faiss --text "a pair of trousers" -k 5
   contrastkit finetune runs/simclr-fashion-mnist/encoder.safetensors --data fashion-mnist --labels-per-class 10
   contrastkit predict runs/finetune/classifier.safetensors photos/ --out predictions.csv
+  contrastkit import-encoder torchvision:resnet50 --weights resnet50.pth --out resnet50.safetensors
 """
 
 
@@ -104,7 +105,7 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     import contrastkit
-    from contrastkit.backbones import create_backbone
+    from contrastkit.backbones.encoder_file import build_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
     from contrastkit.data.registry import get_dataset, is_registered
     from contrastkit.eval import evaluate_encoder, format_report
@@ -136,8 +137,7 @@ def _eval(args: argparse.Namespace) -> int:
     if len(train.labels) == 0 or len(test.labels) == 0:
         raise ValueError(f"{args.data}: no labelled images to evaluate on (class folders or a labelled data set)")
     torch.manual_seed(args.seed)
-    kwargs = dict(info.get("backbone_kwargs") or {})
-    random_init = create_backbone(info["backbone"], int(info["in_chans"]), bool(info.get("small_input")), **kwargs)
+    random_init = build_encoder(info, args.encoder)  # the same architecture, randomly initialised
     result = evaluate_encoder(
         encoder, (train.images, train.labels), (test.images, test.labels), random_init, k=args.k, seed=args.seed
     )
@@ -222,6 +222,14 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_encoder(args: argparse.Namespace) -> int:
+    from contrastkit.backbones.import_encoder import import_encoder
+
+    path = import_encoder(args.source, args.out, args.weights)
+    print(f"wrote {path} and {path.with_suffix('.json')} (contrastkit.load_encoder; every command takes it)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contrastkit",
@@ -291,6 +299,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=10000, help="images scored")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_zeroshot)
+    p = sub.add_parser("import-encoder", help="a pretrained torchvision / timm / open_clip / Hugging Face model")
+    p.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="torchvision:ARCH, timm:MODEL, open_clip:MODEL (with --weights) or hf:FOLDER (a transformers folder)",
+    )
+    p.add_argument("--weights", default=None, help="local weights file (.pth read weights-only, or .safetensors)")
+    p.add_argument("--out", required=True, help="output encoder file, e.g. encoder.safetensors")
+    p.set_defaults(func=_import_encoder)
     p = sub.add_parser("finetune", help="fine-tune an encoder on a few labels: vs its linear probe and vs scratch")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors (train, export or import-encoder)")
     p.add_argument("--data", required=True, help="a labelled built-in data set or a folder of class sub-folders")

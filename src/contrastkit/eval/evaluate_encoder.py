@@ -74,7 +74,8 @@ def evaluate_encoder(
 
         return {"encoder": name, **_scores(features, train, test, views, k, seed)}
 
-    rows = [model_rows(f"{info.get('method', 'trained')} ({info['backbone']})", encoder)]
+    architecture = info.get("backbone") or info.get("source", {}).get("name", "encoder")
+    rows = [model_rows(f"{info.get('method', 'trained')} ({architecture})", encoder)]
     if random_init is not None:
         rows.append(model_rows("random init", random_init.to(device)))
 

@@ -61,8 +61,9 @@ class Classifier(nn.Module):
 
 
 def image_encoder_of(encoder: nn.Module) -> nn.Module:
-    """The image path of a loaded encoder: itself, or the :class:`ImageTower` of an image-text encoder."""
-    if hasattr(encoder, "encode_text"):
+    """The image path of a loaded encoder: itself, or the :class:`ImageTower` of a contrastkit image-text encoder
+    (an imported one, open_clip or transformers, stays whole: its forward gives the normalised image embeddings)."""
+    if hasattr(encoder, "encode_text") and hasattr(encoder, "image_projection"):
         return ImageTower(encoder.image_encoder, encoder.image_projection)
     return encoder
 
@@ -94,7 +95,7 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, info: dict[
 
 def _build(meta: dict[str, Any], source: str) -> Classifier:
     info = meta["encoder"]
-    if info.get("kind") == "dual":  # the image tower only: rebuilt without loading a text model
+    if info.get("kind") == "dual" and "library" not in info:  # the image tower only, without a text model
         kwargs = dict(info.get("backbone_kwargs") or {})
         image = create_backbone(
             info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs

@@ -106,20 +106,20 @@ def fit_classifier(
     )
     steps = len(loader) * config.epochs
     module = LitClassifier(classifier, views, head_lr, backbone_lr, config, steps, freeze_norm)
-    trainer = pl.Trainer(
-        max_epochs=config.epochs,
-        accelerator=accelerator,
-        devices=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
     lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level = lightning_log.level
     lightning_log.setLevel(logging.WARNING)  # no "GPU available: ..." lines for each of a run's short fits
     try:
+        trainer = pl.Trainer(
+            max_epochs=config.epochs,
+            accelerator=accelerator,
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+        )
         with warnings.catch_warnings():  # an in-memory loader needs no workers; Lightning says so every fit
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
             warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")

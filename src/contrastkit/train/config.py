@@ -30,6 +30,8 @@ class ConfigError(ValueError):
 class BackboneConfig:
     name: str = "small_cnn"  # a name from contrastkit.backbones.list_backbones()
     small_input: bool = False  # CIFAR-style stem for small images (ResNets), 4x4 patches for 32x32 ViTs
+    pretrained: str | None = None  # an encoder file (train / export / import-encoder) to start from: its backbone
+    # (architecture and weights) replaces name and small_input
 
 
 @dataclass
@@ -367,6 +369,8 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     config = _merge("", RunConfig, values)
     if "name" not in method_values:
         raise ConfigError("method.name is missing: which method to train (see contrastkit.methods.list_methods())")
+    if config.backbone.pretrained:
+        _check_pretrained(config.backbone.pretrained)
     method_cls = _method_class(str(method_values["name"]))
     schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
     method = dataclasses.asdict(_merge("method", schema, method_values))
@@ -385,6 +389,21 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
         if key not in views_values and key in config.views:
             config.views[key] = 0
     return config
+
+
+def _check_pretrained(path: str) -> None:
+    """``backbone.pretrained`` names a readable image (or contrastkit image-text) encoder file."""
+    from contrastkit.backbones.encoder_file import read_encoder_info
+
+    try:
+        info = read_encoder_info(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"backbone.pretrained: {e}") from None
+    if "backbone" not in info:
+        raise ConfigError(
+            f"backbone.pretrained: {path} is a {info.get('kind', 'image')} encoder without an image backbone to "
+            "train (an image encoder, or the image tower of a contrastkit clip run)"
+        )
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:

@@ -64,10 +64,27 @@ def build_views(config: RunConfig, channels: int, image_size: int) -> MultiViews
 
 
 def build_method(config: RunConfig, in_chans: int) -> Method:
-    """The backbone of ``config.backbone`` inside the method of ``config.method``."""
+    """The backbone of ``config.backbone`` (or the pretrained one it names) inside the method of ``config.method``."""
     params = dict(config.method)
-    backbone = create_backbone(config.backbone.name, in_chans=in_chans, small_input=config.backbone.small_input)
+    if config.backbone.pretrained:
+        backbone = pretrained_backbone(config.backbone.pretrained, in_chans)
+    else:
+        backbone = create_backbone(config.backbone.name, in_chans=in_chans, small_input=config.backbone.small_input)
     return create_method(params.pop("name"), backbone, **params)
+
+
+def pretrained_backbone(path: str, in_chans: int) -> torch.nn.Module:
+    """The image backbone of encoder file ``path`` (of a clip run: its image tower), in training mode."""
+    import contrastkit
+
+    encoder = contrastkit.load_encoder(path)
+    if int(encoder.encoder_info["in_chans"]) != in_chans:
+        raise ConfigError(
+            f"backbone.pretrained: {path} takes {encoder.encoder_info['in_chans']}-channel images and the views have "
+            f"{in_chans}; set views.channels={encoder.encoder_info['in_chans']}"
+        )
+    backbone = encoder.image_encoder if encoder.encoder_info.get("kind") == "dual" else encoder
+    return backbone.train()
 
 
 def check_grad_cache(config: RunConfig, method: Method) -> None:
@@ -185,10 +202,16 @@ def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
 def encoder_info(config: RunConfig, views: MultiViews, in_chans: int) -> dict[str, Any]:
     """The metadata stored with an exported encoder (how to rebuild it and how to feed it)."""
     spec = views.specs[0]
+    architecture = {"backbone": config.backbone.name, "small_input": config.backbone.small_input}
+    if config.backbone.pretrained:  # the architecture of the file it started from
+        from contrastkit.backbones.encoder_file import read_encoder_info
+
+        start = read_encoder_info(config.backbone.pretrained)
+        architecture = {k: start[k] for k in ("backbone", "small_input", "backbone_kwargs") if k in start}
+        architecture["pretrained"] = str(config.backbone.pretrained)
     return {
-        "backbone": config.backbone.name,
+        **architecture,
         "in_chans": in_chans,
-        "small_input": config.backbone.small_input,
         "input_size": spec.size,
         "mean": list(spec.mean),
         "std": list(spec.std),

@@ -1,0 +1,46 @@
+"""backbone.pretrained: a run starts from an encoder file's backbone, and its export says what it started from."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import contrastkit
+from contrastkit.backbones import create_backbone, save_encoder
+from contrastkit.train.config import ConfigError
+from contrastkit.train.fit import build_method, train
+from tests.train.helpers import tiny_config
+
+
+@pytest.fixture
+def start(tmp_path):
+    torch.manual_seed(123)
+    backbone = create_backbone("small_cnn_wide", in_chans=1)  # another architecture than the config's small_cnn
+    info = {"backbone": "small_cnn_wide", "in_chans": 1, "input_size": 8, "mean": [0.5], "std": [0.5]}
+    return save_encoder(backbone.eval(), tmp_path / "start.safetensors", info), backbone.state_dict()
+
+
+def test_the_method_starts_from_the_files_weights_and_architecture(tmp_path, start):
+    path, weights = start
+    method = build_method(tiny_config(tmp_path, f"backbone.pretrained={path}"), in_chans=1)
+    state = method.backbone.state_dict()
+    assert state.keys() == weights.keys() and all(torch.equal(state[k], v) for k, v in weights.items())
+    assert method.backbone.training  # ready to train (batch norm in training mode)
+
+
+def test_a_run_from_a_pretrained_backbone_exports_its_architecture(tmp_path, start):
+    path, weights = start
+    result = train(tiny_config(tmp_path, f"backbone.pretrained={path}", "trainer.max_epochs=1"))
+    encoder = contrastkit.load_encoder(result.encoder)  # rebuilt from the metadata alone
+    assert encoder.encoder_info["backbone"] == "small_cnn_wide" and encoder.encoder_info["pretrained"] == str(path)
+    trained = encoder.state_dict()
+    assert any(not torch.equal(trained[k], v) for k, v in weights.items() if k.endswith("weight"))
+
+
+def test_a_bad_pretrained_file_is_refused_before_training(tmp_path, start):
+    with pytest.raises(ConfigError, match=r"backbone\.pretrained: .*does not exist"):
+        tiny_config(tmp_path, f"backbone.pretrained={tmp_path / 'missing.safetensors'}")
+    path, _ = start
+    config = tiny_config(tmp_path, f"backbone.pretrained={path}")
+    with pytest.raises(ConfigError, match=r"takes 1-channel images and the views have 3; set views\.channels=1"):
+        build_method(config, in_chans=3)
