@@ -18,7 +18,7 @@ from contrastkit.data.registry import check_split, get_dataset, list_datasets, r
 def scratch_registry(monkeypatch):
     """A copy of the registry, so test registrations do not leak."""
     list_datasets()  # built-ins registered first
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())
 
 
 def _png(path, value=128):

@@ -90,3 +90,18 @@ def test_round_trip_through_plain_data(tmp_path):
     config = tiny_config(tmp_path)
     again = load_config(config_to_dict(config))
     assert config_to_dict(again) == config_to_dict(config)
+
+
+@pytest.mark.parametrize(
+    ("method", "views"),
+    [("simclr", "simclr"), ("supcon", "simclr"), ("simsiam", "simclr"), ("moco", "mocov2"), ("byol", "byol"),
+     ("barlowtwins", "byol"), ("vicreg", "byol"), ("dino", "dino")],
+)  # fmt: skip
+def test_a_config_without_views_gets_its_methods_paper_views(method, views):
+    config = load_config({"method": {"name": method}})
+    assert config.views["recipe"] == views
+
+
+def test_a_method_without_default_views_asks_for_a_views_recipe():
+    with pytest.raises(ConfigError, match=r"views\.recipe: method 'cpc' has no default views"):
+        load_config({"method": {"name": "cpc"}})

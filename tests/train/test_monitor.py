@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from contrastkit.data.labelled import Labelled
 from contrastkit.eval.embed_images import embed_images
 from contrastkit.train.config import MonitorConfig
-from contrastkit.train.data_module import Labelled
 from contrastkit.train.fit import train
 from contrastkit.train.monitor import CollapseWarning, EmbeddingMonitor
 from tests.train.helpers import tiny_config

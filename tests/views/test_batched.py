@@ -273,9 +273,10 @@ def test_batched_and_per_sample_recipes_draw_the_same_views(reference):
     yy, xx = torch.meshgrid(torch.linspace(0, 1, 24), torch.linspace(0, 1, 24), indexing="ij")
     image = torch.stack([xx, yy, (xx - yy).abs()])  # (3, 24, 24) colour gradients
     if reference == "build_transform":
-        sample_pipeline = pytest.importorskip("contrastkit.views.sample_pipeline")
+        from contrastkit.views.sample_pipeline import build_transform  # a broken import fails, never skips
+
         image = (image * 255).round().to(torch.uint8)
-        pipeline = sample_pipeline.build_transform(spec)
+        pipeline = build_transform(spec)
     else:
         pipeline = _torchvision_pipeline(spec)
     n = 1200

@@ -259,7 +259,6 @@ def test_batch_calls_apply_view_per_spec(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_batch_shapes_match_the_per_sample_views() -> None:
-    pytest.importorskip("contrastkit.views.batched")
     views = DINOViews(input_size=32, channels=1, num_local=2)
     images = torch.randint(0, 256, (3, 3, 36, 40), dtype=torch.uint8)
     batched = views.batch(images, torch.Generator().manual_seed(0))

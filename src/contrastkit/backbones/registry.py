@@ -7,11 +7,12 @@ whose function name becomes the backbone name, and built with :func:`create_back
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from torch import Tensor, nn
+
+from contrastkit.registry import Registry
 
 __all__ = ["Backbone", "BackboneFn", "create_backbone", "list_backbones", "register_backbone"]
 
@@ -27,7 +28,7 @@ class Backbone(Protocol):
 
 BackboneFn = Callable[..., nn.Module]
 
-_BACKBONES: dict[str, BackboneFn] = {}
+_BACKBONES: Registry[BackboneFn] = Registry("backbone")
 
 
 def register_backbone(fn: BackboneFn) -> BackboneFn:
@@ -45,16 +46,12 @@ def register_backbone(fn: BackboneFn) -> BackboneFn:
     Raises:
         ValueError: If a backbone of the same name is already registered.
     """
-    name = fn.__name__
-    if name in _BACKBONES:
-        raise ValueError(f"backbone {name!r} is already registered (by {_BACKBONES[name].__module__})")
-    _BACKBONES[name] = fn
-    return fn
+    return _BACKBONES.add(fn.__name__, fn)
 
 
 def list_backbones() -> list[str]:
     """Names of all registered backbones, sorted."""
-    return sorted(_BACKBONES)
+    return _BACKBONES.names()
 
 
 def create_backbone(name: str, in_chans: int = 3, small_input: bool = False, **kwargs) -> Backbone:
@@ -74,14 +71,10 @@ def create_backbone(name: str, in_chans: int = 3, small_input: bool = False, **k
         ValueError: If ``name`` is not registered (the message lists the names and the closest match), or if
             ``in_chans`` is not positive.
     """
-    if name not in _BACKBONES:
-        names = list_backbones()
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown backbone {name!r}.{hint} Available backbones: {', '.join(names)}")
+    constructor = _BACKBONES.get(name)
     if in_chans < 1:
         raise ValueError(f"in_chans must be positive, got {in_chans}")
-    model = _BACKBONES[name](in_chans=in_chans, small_input=small_input, **kwargs)
+    model = constructor(in_chans=in_chans, small_input=small_input, **kwargs)
     if not isinstance(getattr(model, "feature_dim", None), int):
         raise TypeError(f"backbone {name!r} returned a module without an int attribute 'feature_dim'")
     return model

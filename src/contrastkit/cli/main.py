@@ -107,9 +107,9 @@ def _eval(args: argparse.Namespace) -> int:
     import contrastkit
     from contrastkit.backbones.encoder_file import build_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
+    from contrastkit.data.labelled import FixedSizeImages, take
     from contrastkit.data.registry import get_dataset, is_registered
     from contrastkit.eval import evaluate_encoder, format_report
-    from contrastkit.train.data_module import FixedSizeImages, take
 
     encoder = contrastkit.load_encoder(args.encoder)
     info = encoder.encoder_info

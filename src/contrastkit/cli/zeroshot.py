@@ -28,9 +28,9 @@ def run_zeroshot(
     """
     import contrastkit
     from contrastkit.data import ArrayImageDataset, load_dataset
+    from contrastkit.data.labelled import FixedSizeImages, take
     from contrastkit.data.registry import get_dataset, is_registered
     from contrastkit.eval.zero_shot import zero_shot
-    from contrastkit.train.data_module import FixedSizeImages, take
 
     encoder = contrastkit.load_encoder(encoder_path)
     info = encoder.encoder_info

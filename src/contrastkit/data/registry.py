@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from contrastkit.registry import Registry
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -35,12 +37,8 @@ class RegisteredDataset:
     splits: tuple[str, ...] | None
 
 
-_REGISTRY: dict[str, RegisteredDataset] = {}
+_REGISTRY: Registry[RegisteredDataset] = Registry("data set")
 _BUILTINS_LOADED = False
-
-
-def _origin(fn: Callable[..., Any]) -> str:
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
 def register_dataset(
@@ -63,13 +61,8 @@ def register_dataset(
 
     def decorate(builder: F) -> F:
         key = name if name is not None else builder.__name__.replace("_", "-")
-        existing = _REGISTRY.get(key)
-        if existing is not None and _origin(existing.builder) != _origin(builder):
-            raise ValueError(
-                f"data set name {key!r} is already registered by {_origin(existing.builder)}; "
-                f"cannot register {_origin(builder)} under the same name (rename the function or pass name=...)"
-            )
-        _REGISTRY[key] = RegisteredDataset(key, builder, tuple(splits) if splits is not None else None)
+        entry = RegisteredDataset(key, builder, tuple(splits) if splits is not None else None)
+        _REGISTRY.add(key, entry, source=builder)
         return builder
 
     if fn is not None:
@@ -88,7 +81,7 @@ def _load_builtins() -> None:
 def list_datasets() -> list[str]:
     """The registered data set names, sorted."""
     _load_builtins()
-    return sorted(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def get_dataset(name: str) -> RegisteredDataset:
@@ -98,7 +91,7 @@ def get_dataset(name: str) -> RegisteredDataset:
         KeyError: ``name`` is not registered (``load_dataset`` turns this into a ValueError with suggestions).
     """
     _load_builtins()
-    return _REGISTRY[name]
+    return _REGISTRY.entry(name)
 
 
 def is_registered(name: str) -> bool:

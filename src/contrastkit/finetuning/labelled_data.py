@@ -26,7 +26,7 @@ class LabelledData:
 
 
 def _fit(dataset, size: int, channels: int):
-    from contrastkit.train.data_module import FixedSizeImages  # uint8 at the encoder's size and channels
+    from contrastkit.data.labelled import FixedSizeImages  # uint8 at the encoder's size and channels
 
     if isinstance(dataset, ArrayImageDataset) and dataset.images.shape[1] == channels:
         return dataset  # the views and the feature extraction resize batches themselves
@@ -34,7 +34,7 @@ def _fit(dataset, size: int, channels: int):
 
 
 def _take(dataset, indices: np.ndarray) -> tuple[Tensor, Tensor]:
-    from contrastkit.train.data_module import take
+    from contrastkit.data.labelled import take
 
     subset = take(dataset, indices)
     return subset.images, subset.labels

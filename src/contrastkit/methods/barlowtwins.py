@@ -32,6 +32,8 @@ class BarlowTwins(Method):
             processes, as the reference code.
     """
 
+    default_views = "byol"  # the views of its paper
+
     def __init__(
         self,
         backbone: nn.Module,

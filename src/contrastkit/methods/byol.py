@@ -39,6 +39,8 @@ class BYOL(Method):
         momentum_end: target EMA momentum at the last step (1.0 in the paper).
     """
 
+    default_views = "byol"  # the views of its paper
+
     def __init__(
         self,
         backbone: nn.Module,

@@ -49,6 +49,8 @@ class CLIP(Method):
         gather_distributed: contrast against the captions and images of all processes.
     """
 
+    default_views = "clip"  # the views of its paper
+
     num_views = 1
     uses_captions = True
     supports_grad_cache = True

@@ -38,6 +38,8 @@ class CPC(Method):
             (``c_T``, the paper's summary of the whole past, which leans on the most recent frames).
     """
 
+    default_views = None  # no image views
+
     num_views = 1
 
     def __init__(

@@ -72,6 +72,8 @@ class DINO(Method):
         freeze_last_layer: epochs during which the head's last layer gets no update.
     """
 
+    default_views = "dino"  # the views of its paper
+
     num_views = None
 
     def __init__(

@@ -63,6 +63,7 @@ class Method(nn.Module):
     """
 
     num_views: int | None = 2
+    default_views: str | None = "simclr"  # the views recipe a config without a views section gets (None: none)
     uses_labels: bool = False
     uses_captions: bool = False
     text_only: bool = False

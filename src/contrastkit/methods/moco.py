@@ -63,6 +63,8 @@ class MoCo(Method):
             contrasted against).
     """
 
+    default_views = "mocov2"  # the views of its paper
+
     def __init__(
         self,
         backbone: nn.Module,

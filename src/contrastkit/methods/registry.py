@@ -7,41 +7,33 @@ the config layer validates a recipe's ``method:`` section against it.
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from typing import Any, TypeVar
 
 from torch import nn
 
 from contrastkit.methods.method import Method
+from contrastkit.registry import Registry, did_you_mean
 
 M = TypeVar("M", bound=type[Method])
-_METHODS: dict[str, type[Method]] = {}
+_METHODS: Registry[type[Method]] = Registry("method")
 
 
 def register_method(cls: M) -> M:
     """Class decorator adding a :class:`Method` subclass to the registry under ``cls.__name__.lower()``."""
     if not (isinstance(cls, type) and issubclass(cls, Method)):
         raise TypeError(f"register_method decorates Method subclasses, got {cls!r}")
-    key = cls.__name__.lower()
-    if key in _METHODS:
-        raise ValueError(f"method {key!r} is already registered (by {_METHODS[key].__qualname__})")
-    _METHODS[key] = cls
-    return cls
+    return _METHODS.add(cls.__name__.lower(), cls)
 
 
 def list_methods() -> list[str]:
     """Names of the registered methods, sorted."""
-    return sorted(_METHODS)
+    return _METHODS.names()
 
 
 def get_method(name: str) -> type[Method]:
     """The class registered as ``name``; an unknown name is refused with the closest registered one."""
-    if name not in _METHODS:
-        close = difflib.get_close_matches(name, list(_METHODS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown method {name!r}.{hint} Registered: {', '.join(list_methods())}")
-    return _METHODS[name]
+    return _METHODS.get(name)
 
 
 def method_params(name: str) -> dict[str, inspect.Parameter]:
@@ -59,7 +51,6 @@ def create_method(name: str, backbone: nn.Module, **params: Any) -> Method:
     valid = method_params(name)
     for key in params:
         if key not in valid:
-            close = difflib.get_close_matches(key, list(valid), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(key, list(valid))
             raise ValueError(f"method {name!r} has no parameter {key!r}.{hint} Valid: {', '.join(valid)}")
     return get_method(name)(backbone, **params)

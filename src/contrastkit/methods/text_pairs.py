@@ -33,6 +33,8 @@ class TextPairs(Method):
         gather_distributed: contrast against the texts of all processes.
     """
 
+    default_views = None  # no image views
+
     num_views = 1
     uses_captions = True
     text_only = True

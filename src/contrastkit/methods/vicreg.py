@@ -34,6 +34,8 @@ class VICReg(Method):
             the reference code (the invariance term stays per process).
     """
 
+    default_views = "byol"  # the views of its paper
+
     def __init__(
         self,
         backbone: nn.Module,

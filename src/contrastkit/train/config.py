@@ -380,7 +380,9 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
             raise ConfigError(f"views: method {method_values['name']!r} trains on texts and takes no views section")
         config.views = None
         return config
-    views_name = str(views_values.get("recipe", method_values["name"]))
+    if "recipe" not in views_values and method_cls.default_views is None:
+        raise ConfigError(f"views.recipe: method {method_values['name']!r} has no default views; name a views recipe")
+    views_name = str(views_values.get("recipe", method_cls.default_views))
     views_cls = _views_class(views_name)
     schema = component_schema("views", "recipe", views_name, views_cls)
     views = dataclasses.asdict(_merge("views", schema, {"recipe": views_name, **views_values}))

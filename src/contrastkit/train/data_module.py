@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
@@ -17,34 +16,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
 from contrastkit.data.class_captions import ClassCaptions
 from contrastkit.data.image_text_pairs import ImageTextDataset
+from contrastkit.data.labelled import FixedSizeImages, Labelled, take  # noqa: F401  (imported from here too)
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
-from contrastkit.data.resize_center_crop import resize_center_crop
 from contrastkit.data.skip_report import Skipped, check_not_empty
 from contrastkit.train.config import DataConfig
 
 DEFAULT_PATH_IMAGE_SIZE = 256  # path data: images are brought to this size before the views crop them
-
-
-class FixedSizeImages(Dataset):
-    """Items ``(uint8 (channels, size, size), target)`` of any image data set; unreadable images stay Skipped."""
-
-    def __init__(self, dataset: Any, size: int, channels: int) -> None:
-        self.dataset, self.size, self.channels = dataset, size, channels
-        self.classes = getattr(dataset, "classes", None)
-        self.targets = getattr(dataset, "targets", None)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> tuple[Tensor, int] | Skipped:
-        item = self.dataset[index]
-        if isinstance(item, Skipped):
-            return item
-        image, target = item
-        if not isinstance(target, (int, str)):
-            target = -1
-        return resize_center_crop(match_channels(image, self.channels), self.size), target
 
 
 class ArrayBatches(Dataset):
@@ -108,28 +86,6 @@ def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str
     if isinstance(targets[0], str):  # captions
         return images, targets, records
     return images, torch.tensor(targets, dtype=torch.long), records
-
-
-@dataclass
-class Labelled:
-    """A labelled image subset for monitors and probes: uint8 images and their class ids."""
-
-    images: Tensor  # (N, C, S, S) uint8
-    labels: Tensor  # (N,) int64
-
-
-def take(dataset: Any, indices: np.ndarray) -> Labelled:
-    """The labelled images at ``indices`` (unreadable and unlabelled ones dropped)."""
-    if isinstance(dataset, ArrayImageDataset):
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        images, labels = dataset.images[idx], dataset.targets[idx]
-    else:
-        items = [dataset[int(i)] for i in indices]
-        items = [it for it in items if not isinstance(it, Skipped)]
-        images = torch.stack([im for im, _ in items]) if items else torch.empty(0, dtype=torch.uint8)
-        labels = torch.tensor([t if isinstance(t, int) else -1 for _, t in items], dtype=torch.long)  # captions: -1
-    keep = labels >= 0
-    return Labelled(images[keep], labels[keep])
 
 
 class RunDataModule(pl.LightningDataModule):

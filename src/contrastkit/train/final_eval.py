@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from contrastkit.data.labelled import Labelled, take
 from contrastkit.eval import knn_accuracy, linear_probe
 from contrastkit.eval.embed_images import embed_images
 from contrastkit.methods import Method
 from contrastkit.train.config import RunConfig
-from contrastkit.train.data_module import Labelled, RunDataModule, take
+from contrastkit.train.data_module import RunDataModule
 from contrastkit.views import MultiViews
 
 

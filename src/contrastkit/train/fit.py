@@ -262,6 +262,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         accumulate_grad_batches=t.accumulate_grad_batches,
         gradient_clip_val=t.gradient_clip_val,
         channels_last=t.channels_last,
+        seed=config.seed,
     )
     spec = views.specs[0]
     monitor = EmbeddingMonitor(

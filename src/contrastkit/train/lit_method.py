@@ -12,6 +12,7 @@ optimiser-step hooks, the per-step learning-rate schedule and the same logging.
 
 from __future__ import annotations
 
+import hashlib
 import random
 from typing import Any
 
@@ -41,6 +42,15 @@ def rng_state() -> dict[str, Any]:
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
+
+
+def view_seed(seed: int, rank: int, epoch: int, batch_idx: int) -> int:
+    """The seed of one batch's views on one process: a hash of the run's seed, the process's rank, the epoch and the
+    batch index. Every process draws its own views (all processes start from the same global seed, so drawing from
+    the global RNG would give rank r's i-th image exactly rank 0's i-th crop), and a resumed run, even mid-epoch,
+    draws the same views as an uninterrupted one without any generator state in the checkpoint."""
+    digest = hashlib.blake2b(f"{seed}:{rank}:{epoch}:{batch_idx}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1  # a non-negative 63-bit seed
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -73,6 +83,8 @@ class LitMethod(pl.LightningModule):
         channels_last: keep the method's 4-D weights and the views in the channels-last (NHWC) memory layout,
             which convolutions run faster in on CPUs (oneDNN) and on GPUs under mixed precision; the numbers are
             the same up to float rounding.
+        seed: the run's seed; each batch's views are drawn from :func:`view_seed` of it, the process's rank, the
+            epoch and the batch index.
     """
 
     def __init__(
@@ -86,8 +98,10 @@ class LitMethod(pl.LightningModule):
         accumulate_grad_batches: int = 1,
         gradient_clip_val: float | None = None,
         channels_last: bool = False,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        self.seed = int(seed)
         self.channels_last = bool(channels_last) and views is not None
         if self.channels_last:
             method.to(memory_format=torch.channels_last)
@@ -141,7 +155,11 @@ class LitMethod(pl.LightningModule):
         if len(images) == 0:  # every image of this batch was unreadable (skipped and counted): no step
             return None
         self.method.set_progress(self._progress(batch_idx))
-        views = [images] if self.views is None else self.views.batch(images)  # V x (B, C, S, S) float32
+        if self.views is None:
+            views = [images]
+        else:
+            seed = view_seed(self.seed, self.global_rank, self.current_epoch, batch_idx)
+            views = self.views.batch(images, torch.Generator().manual_seed(seed))  # V x (B, C, S, S) float32
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         labels = targets if self.use_labels else None

@@ -9,9 +9,9 @@ from typing import Any
 import lightning.pytorch as pl
 from torch import Tensor
 
+from contrastkit.data.labelled import Labelled
 from contrastkit.eval.embed_images import embed_images
 from contrastkit.train.config import MonitorConfig
-from contrastkit.train.data_module import Labelled
 
 
 class CollapseWarning(UserWarning):

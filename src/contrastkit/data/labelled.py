@@ -1,0 +1,59 @@
+"""Labelled images in memory for probes and monitors, and any image data set brought to one fixed size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from contrastkit.data.array_dataset import ArrayImageDataset
+from contrastkit.data.multi_view_dataset import match_channels
+from contrastkit.data.resize_center_crop import resize_center_crop
+from contrastkit.data.skip_report import Skipped
+
+
+class FixedSizeImages(Dataset):
+    """Items ``(uint8 (channels, size, size), target)`` of any image data set; unreadable images stay Skipped."""
+
+    def __init__(self, dataset: Any, size: int, channels: int) -> None:
+        self.dataset, self.size, self.channels = dataset, size, channels
+        self.classes = getattr(dataset, "classes", None)
+        self.targets = getattr(dataset, "targets", None)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, int] | Skipped:
+        item = self.dataset[index]
+        if isinstance(item, Skipped):
+            return item
+        image, target = item
+        if not isinstance(target, (int, str)):
+            target = -1
+        return resize_center_crop(match_channels(image, self.channels), self.size), target
+
+
+@dataclass
+class Labelled:
+    """A labelled image subset for monitors and probes: uint8 images and their class ids."""
+
+    images: Tensor  # (N, C, S, S) uint8
+    labels: Tensor  # (N,) int64
+
+
+def take(dataset: Any, indices: np.ndarray) -> Labelled:
+    """The labelled images at ``indices`` (unreadable and unlabelled ones dropped)."""
+    if isinstance(dataset, ArrayImageDataset):
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        images, labels = dataset.images[idx], dataset.targets[idx]
+    else:
+        items = [dataset[int(i)] for i in indices]
+        items = [it for it in items if not isinstance(it, Skipped)]
+        images = torch.stack([im for im, _ in items]) if items else torch.empty(0, dtype=torch.uint8)
+        labels = torch.tensor([t if isinstance(t, int) else -1 for _, t in items], dtype=torch.long)  # captions: -1
+    keep = labels >= 0
+    return Labelled(images[keep], labels[keep])
