@@ -38,18 +38,24 @@ def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, A
     Returns:
         The path written. The file is written to a temporary name then renamed (never half-written).
     """
-    from safetensors.torch import save_file
-
     required = ("text_encoder",) if info.get("kind") == "text" else ("backbone", "in_chans")
     if info.get("kind") == "dual":
         required = ("in_chans",) if "library" in info else (*required, "text_encoder")
     for key in required:
         if key not in info:
             raise ValueError(f"info must contain {key!r} to rebuild the encoder, got keys {sorted(info)}")
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "feature_dim": int(backbone.feature_dim), **info}
+    return write_module_file(backbone, path, meta)
+
+
+def write_module_file(module: nn.Module, path: str | os.PathLike, meta: dict[str, Any]) -> Path:
+    """``module``'s weights as safetensors at ``path`` with ``meta`` as its contrastkit JSON metadata, and the same
+    JSON beside it (``<path>.json``). Written to a temporary name then renamed: never half a file."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "feature_dim": int(backbone.feature_dim), **info}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in backbone.state_dict().items()}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
     os.replace(tmp, path)
@@ -95,6 +101,15 @@ def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
     return info
 
 
+def build_image_backbone(info: dict[str, Any]) -> nn.Module:
+    """The (untrained) registry backbone an encoder file's metadata names: the encoder of an ``image`` file, the
+    image tower of a ``dual`` one."""
+    kwargs = dict(info.get("backbone_kwargs") or {})
+    return create_backbone(
+        info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
+    )
+
+
 def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.Module:
     """The (untrained) module an encoder file's metadata describes: ``kind`` ``image`` (a registry backbone, the
     default), ``text`` (a text tower) or ``dual`` (image and text towers with projections, from a CLIP run)."""
@@ -107,10 +122,7 @@ def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.
         return create_text_encoder(**info["text_encoder"])
     if kind == "dual" and "library" in info:  # imported from another library (contrastkit import-encoder)
         return _imported_dual(info, source)
-    kwargs = dict(info.get("backbone_kwargs") or {})
-    image = create_backbone(
-        info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
-    )
+    image = build_image_backbone(info)
     if kind == "image":
         return image
     from contrastkit.backbones.dual_encoder import DualEncoder, create_text_encoder

@@ -7,7 +7,6 @@ size, channels, mean, std).
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,12 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit.backbones.encoder_file import EncoderFileError, build_encoder, read_file_metadata
-from contrastkit.backbones.registry import create_backbone
+from contrastkit.backbones.encoder_file import (
+    EncoderFileError,
+    build_encoder,
+    build_image_backbone,
+    read_file_metadata,
+    write_module_file,
+)
 
 FORMAT = "contrastkit-classifier"
 FORMAT_VERSION = 1
-METADATA_KEY = "contrastkit"
 
 
 class ImageTower(nn.Module):
@@ -75,31 +78,18 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, info: dict[
         info: ``encoder`` (the encoder file's metadata), ``classes`` (names in class-id order), ``input_size``,
             ``in_chans``, ``mean``, ``std``; anything else (how it was trained) is kept as is.
     """
-    from safetensors.torch import save_file
-
     for key in ("encoder", "classes", "input_size", "in_chans", "mean", "std"):
         if key not in info:
             raise ValueError(f"info must contain {key!r}, got keys {sorted(info)}")
     if len(info["classes"]) != classifier.head.out_features:
         raise ValueError(f"{len(info['classes'])} class names for a head of {classifier.head.out_features} classes")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **info}
-    tensors = {k: v.detach().cpu().contiguous() for k, v in classifier.state_dict().items()}
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
-    os.replace(tmp, path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-    return path
+    return write_module_file(classifier, path, {"format": FORMAT, "format_version": FORMAT_VERSION, **info})
 
 
 def _build(meta: dict[str, Any], source: str) -> Classifier:
     info = meta["encoder"]
     if info.get("kind") == "dual" and "library" not in info:  # the image tower only, without a text model
-        kwargs = dict(info.get("backbone_kwargs") or {})
-        image = create_backbone(
-            info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
-        )
+        image = build_image_backbone(info)
         encoder = ImageTower(image, nn.Linear(int(image.feature_dim), int(info["embed_dim"]), bias=False))
     elif info.get("kind") == "text":
         raise EncoderFileError(f"{source}: a classifier needs an image encoder, this one is a text encoder")

@@ -85,6 +85,14 @@ def _confusion(labels: Tensor, predicted: Tensor, num_classes: int) -> list[list
     return counts.view(num_classes, num_classes).tolist()
 
 
+def _with_head(encoder: nn.Module, weight: Tensor, bias: Tensor) -> Classifier:
+    """A classifier of a copy of ``encoder`` whose head starts at ``weight`` ``(K, D)`` and ``bias`` ``(K,)``."""
+    classifier = Classifier(copy.deepcopy(encoder), len(bias))
+    classifier.head.weight.data.copy_(weight)
+    classifier.head.bias.data.copy_(bias)
+    return classifier
+
+
 @torch.no_grad()
 def _head_init(
     encoder: nn.Module, images: Tensor, labels: Tensor, views: SupervisedViews, k: int, seed: int
@@ -185,35 +193,29 @@ def finetune(
         return embed_images(model, x, tuple(prep["mean"]), tuple(prep["std"]), size, device)
 
     probe = fit_linear_probe(features(image_encoder, images), labels, k, seed=config.seed)
-    probe_classifier = Classifier(copy.deepcopy(image_encoder), k)
-    probe_classifier.head.weight.data.copy_(probe.weight)
-    probe_classifier.head.bias.data.copy_(probe.bias)
-    probe_acc, predicted = _accuracy(probe_classifier, test_images, test_labels, prep)
-    final = probe_classifier
+    test_features = features(image_encoder, test_images)  # (M, D): the frozen encoder, once for probe and zero-shot
+    predicted = (test_features @ probe.weight.t() + probe.bias).argmax(dim=1)  # (M,)
+    probe_acc = float((predicted == test_labels).float().mean())
     seconds["linear probe"] = time.perf_counter() - start
 
     zero_shot_acc, zero_shot_head = None, None
     if info.get("kind") == "dual":
         from contrastkit.eval.zero_shot import zero_shot_classifier
 
-        zero_shot_head = zero_shot_classifier(encoder, classes)  # (K, E)
-        zs = Classifier(copy.deepcopy(image_encoder), k)
-        zs.head.weight.data.copy_(zero_shot_head * ZERO_SHOT_LOGIT_SCALE)
-        zero_shot_acc, _ = _accuracy(zs, test_images, test_labels, prep)
+        zero_shot_head = zero_shot_classifier(encoder, classes)  # (K, E); the tower's features are normalised
+        zero_shot_acc = float(((test_features @ zero_shot_head.t()).argmax(dim=1) == test_labels).float().mean())
 
     from contrastkit.finetuning.lit_classifier import fit_classifier
 
     train_views = SupervisedViews(size, channels, crop_scale=config.crop_scale, mean=prep["mean"], std=prep["std"])
-    finetuned_acc = None
+    finetuned_acc, final = None, None
     if not config.freeze:
         start = time.perf_counter()
-        model = Classifier(copy.deepcopy(image_encoder), k)
         if zero_shot_head is not None:
-            weight, bias = zero_shot_head * ZERO_SHOT_LOGIT_SCALE, torch.zeros(k)
+            head = zero_shot_head * ZERO_SHOT_LOGIT_SCALE, torch.zeros(k)
         else:
-            weight, bias = _head_init(image_encoder, images, labels, train_views, k, config.seed)
-        model.head.weight.data.copy_(weight)
-        model.head.bias.data.copy_(bias)
+            head = _head_init(image_encoder, images, labels, train_views, k, config.seed)
+        model = _with_head(image_encoder, *head)
         backbone_lr = config.lr * config.backbone_lr_ratio
         fit_classifier(model, images, labels, train_views, config, config.lr, backbone_lr, True, accelerator)
         finetuned_acc, predicted = _accuracy(model, test_images, test_labels, prep)
@@ -245,6 +247,7 @@ def finetune(
         run_dir=run_dir,
     )
     if run_dir is not None:
+        final = final or _with_head(image_encoder, probe.weight, probe.bias)  # --freeze exports the probe
         _write_run(result, final, info, prep, config, data)
     return result
 

@@ -8,6 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from contrastkit.data import ArrayImageDataset, load_dataset
+from contrastkit.data.labelled import FixedSizeImages, take
 from contrastkit.data.registry import get_dataset, is_registered
 
 HELD_OUT_FRACTION = 0.2  # data without a test split: this fraction (seeded) is the test split, never drawn from
@@ -26,16 +27,13 @@ class LabelledData:
 
 
 def _fit(dataset, size: int, channels: int):
-    from contrastkit.data.labelled import FixedSizeImages  # uint8 at the encoder's size and channels
-
+    """``dataset`` as uint8 images at the encoder's size and channels."""
     if isinstance(dataset, ArrayImageDataset) and dataset.images.shape[1] == channels:
         return dataset  # the views and the feature extraction resize batches themselves
     return FixedSizeImages(dataset, size, channels)
 
 
 def _take(dataset, indices: np.ndarray) -> tuple[Tensor, Tensor]:
-    from contrastkit.data.labelled import take
-
     subset = take(dataset, indices)
     return subset.images, subset.labels
 
