@@ -24,7 +24,7 @@ from contrastkit.data.python_doc_pairs import write_python_doc_pairs
 from contrastkit.train.config import load_config
 from contrastkit.train.final_eval import format_table
 from contrastkit.train.fit import train
-from contrastkit.train.fit_text import format_pair_table
+from contrastkit.train.tasks.text_pairs_task import format_pair_table
 
 HELD_OUT = ("Sandal", "Bag")  # never captioned during training
 

@@ -55,6 +55,15 @@ def test_train_export_and_load_encoder_round_trip(tmp_path, capsys):
     x = torch.randn(4, 1, 8, 8)
     torch.testing.assert_close(encoder(x), trained(x))
     assert encoder(x).shape == (4, encoder.feature_dim)
+    # the checkpoint says where the encoder's weights are: export follows it, not the method's attribute names
+    ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    assert ckpt["contrastkit"]["encoder_prefix"] == "method.backbone."
+    ckpt["state_dict"] = {k.replace("method.backbone.", "method.net."): v for k, v in ckpt["state_dict"].items()}
+    ckpt["contrastkit"]["encoder_prefix"] = "method.net."
+    renamed = tmp_path / "renamed.ckpt"
+    torch.save(ckpt, renamed)
+    assert main(["export", str(renamed), "--out", str(tmp_path / "renamed.safetensors")]) == 0
+    torch.testing.assert_close(contrastkit.load_encoder(tmp_path / "renamed.safetensors")(x), trained(x))
 
 
 def test_export_refuses_files_that_are_not_contrastkit_checkpoints(tmp_path, capsys):

@@ -52,7 +52,7 @@ def test_inputs_are_checked():
         method([torch.randn(4, 1, 28, 28)], CAPTIONS)
     with pytest.raises(ValueError, match="loss must be one of"):
         small_clip(loss="triplet")
-    assert CLIP.uses_captions and CLIP.num_views == 1
+    assert CLIP.task == "image-text" and CLIP.num_views == 1
 
 
 def test_grad_cache_gives_the_full_batch_gradients_for_clip():

@@ -97,6 +97,8 @@ def test_clip_without_captions_is_refused_before_training(tmp_path):
         clip_config(tmp_path, "data.caption_templates=['no slot']")
     with pytest.raises(ValueError, match="not classes of"):
         train(clip_config(tmp_path, "data.classes=['cat']"))
+    with pytest.raises(ValueError, match=r"data.class_wording: class wording for \['cat'\]: not classes"):
+        train(clip_config(tmp_path, "data.class_wording={cat: 'a small cat'}"))
 
 
 def test_clip_pairs_listing_trains_and_scores_held_out_retrieval(tmp_path):

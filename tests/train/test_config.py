@@ -48,6 +48,8 @@ def test_overrides_apply_with_types():
         ("method.name=simclrr", r"unknown method 'simclrr'. Did you mean 'simclr'"),
         ("views.recipe=simcl", r"unknown views recipe 'simcl'. Did you mean 'simclr'"),
         ("data.batch_size=0", r"data.batch_size must be >= 1"),
+        ("data.channels=2", r"data.channels must be 1 or 3"),
+        ("data.image_size=0", r"data.image_size must be >= 1"),
         ("optim.lr=-1", r"optim.lr must be > 0"),
         ("max_epochs", r"must look like section.key=value"),
     ],
@@ -105,3 +107,13 @@ def test_a_config_without_views_gets_its_methods_paper_views(method, views):
 def test_a_method_without_default_views_asks_for_a_views_recipe():
     with pytest.raises(ConfigError, match=r"views\.recipe: method 'cpc' has no default views"):
         load_config({"method": {"name": "cpc"}})
+
+
+def test_sizes_and_channels_left_unset_are_none_meaning_the_datas_own():
+    config = load_config("simclr-fashion-mnist")
+    assert config.data.image_size is None and config.data.channels is None
+    assert config.views["input_size"] is None and config.views["channels"] is None
+    config = load_config("simclr-fashion-mnist", ["views.input_size=24", "data.channels=3"])
+    assert config.views["input_size"] == 24 and config.views["channels"] is None and config.data.channels == 3
+    again = load_config(config_to_dict(config))  # a saved config.json reads back the same, None included
+    assert again.views == config.views and again.data == config.data

@@ -43,3 +43,36 @@ def test_two_processes_give_the_same_images_different_views(monkeypatch):
             pass
     assert not torch.equal(drawn[0], drawn[1])  # rank 1 does not repeat rank 0's crops
     assert torch.equal(drawn[0], drawn[2])  # the same process, epoch and batch: the same views
+
+
+def test_captions_are_drawn_per_process_and_per_batch_like_the_views(monkeypatch):
+    from contrastkit.data.class_captions import ClassCaptions
+
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8)
+    labels = torch.randint(0, 3, (64,), generator=torch.Generator().manual_seed(0))
+    drawn = []
+
+    class Recorder(torch.nn.Module):
+        def set_progress(self, progress):
+            pass
+
+        def forward(self, views, labels=None):
+            drawn.append(labels)
+            raise StopIteration
+
+    templates = ("a photo of a {}.", "a picture of one {}.", "a {}, close up.")
+    for rank, batch in ((0, 3), (1, 3), (0, 3), (0, 4)):
+        captions = ClassCaptions(["cat", "dog", "cow"], templates, seed=7)  # a fresh process each time
+        module = LitMethod(Recorder(), SimCLRViews(28, 1), optim=None, use_labels=True, seed=7, captions=captions)
+        monkeypatch.setattr(LitMethod, "global_rank", property(lambda self, r=rank: r))
+        monkeypatch.setattr(LitMethod, "current_epoch", property(lambda self: 0))
+        monkeypatch.setattr(LitMethod, "_progress", lambda self, i: None)
+        try:
+            module.training_step((images, labels), batch_idx=batch)
+        except StopIteration:
+            pass
+    names = ["cat", "dog", "cow"]
+    assert all(c in [t.format(names[y]) for t in templates] for c, y in zip(drawn[0], labels.tolist(), strict=True))
+    assert drawn[0] != drawn[1]  # rank 1 draws its own templates
+    assert drawn[0] == drawn[2]  # a resumed process redraws the same captions for the same batch
+    assert drawn[0] != drawn[3]  # the next batch draws anew

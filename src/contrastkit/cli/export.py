@@ -10,6 +10,7 @@ import torch
 from contrastkit.backbones import save_encoder
 from contrastkit.backbones.encoder_file import build_encoder
 
+# where checkpoints written before the trainer recorded ``encoder_prefix`` keep the encoder's weights
 BACKBONE_PREFIX = "method.backbone."
 DUAL_PREFIX = "method.model."  # a CLIP run: both towers and their projections
 
@@ -37,7 +38,9 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> 
     info = (ckpt.get("contrastkit") or {}).get("info")
     if not info:
         raise ValueError(f"{path}: a checkpoint without contrastkit metadata: not written by contrastkit train")
-    prefix = DUAL_PREFIX if info.get("kind") == "dual" else BACKBONE_PREFIX
+    prefix = ckpt["contrastkit"].get("encoder_prefix")  # recorded by the trainer; older checkpoints: by kind
+    if prefix is None:
+        prefix = DUAL_PREFIX if info.get("kind") == "dual" else BACKBONE_PREFIX
     state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
     if not state:
         raise ValueError(f"{path}: no encoder weights ('{prefix}*') in the checkpoint's state_dict")

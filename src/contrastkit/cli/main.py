@@ -157,7 +157,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _index_build(args: argparse.Namespace) -> int:
-    from contrastkit.cli.search import build_index
+    from contrastkit.index.search import build_index
 
     path = build_index(args.embeddings, args.out, args.kind)
     print(f"wrote {args.kind} index {path} (+ .json, .ids.txt, .source.json)")
@@ -165,7 +165,7 @@ def _index_build(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from contrastkit.cli.search import search_image, search_text
+    from contrastkit.index.search import search_image, search_text
 
     if args.text is not None:
         results = search_text(args.index, args.text, args.k, args.encoder)

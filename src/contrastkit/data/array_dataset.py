@@ -20,6 +20,8 @@ class ArrayImageDataset(Dataset):
         targets: (N,) integer class indices in ``[0, len(classes))``, or -1 for an unlabelled image.
         classes: the class names, or None for an unlabelled data set (then every target must be -1).
         name: a short description for ``repr`` (``"cifar10 (train)"``).
+        class_wording: words that stand for some classes in captions and zero-shot prompts, where the bare name
+            reads poorly to a text encoder (``{"Sneaker": "sneaker, a sports shoe"}``).
 
     Raises:
         ValueError: wrong dtype or rank, N mismatch, or a target out of range.
@@ -31,6 +33,7 @@ class ArrayImageDataset(Dataset):
         targets: torch.Tensor | np.ndarray | Sequence[int],
         classes: Sequence[str] | None = None,
         name: str = "ArrayImageDataset",
+        class_wording: dict[str, str] | None = None,
     ) -> None:
         if isinstance(images, np.ndarray):
             images = torch.from_numpy(images)
@@ -51,6 +54,7 @@ class ArrayImageDataset(Dataset):
         self.images = images  # uint8 (N, C, H, W)
         self.targets = targets  # long (N,)
         self.name = name
+        self.class_wording = dict(class_wording or {})
 
     def __len__(self) -> int:
         return len(self.images)

@@ -39,6 +39,21 @@ MD5 = {  # of the upstream .gz files (torchvision.datasets.FashionMNIST.resource
     "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
 }
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+# each class in words that place it among its kind, for captions and zero-shot prompts: bare, a locked text encoder
+# knows the names but not their kinship (all-MiniLM-L6-v2 puts "ankle boot" as near "trouser" as "sneaker", far from
+# "sandal"); worded, the three shoes and the four tops each sit together (benchmarks/RESULTS.md, clip-fashion-mnist)
+CLASS_WORDING = {
+    "T-shirt/top": "t-shirt, a short-sleeved top",
+    "Trouser": "pair of trousers, clothing for the legs",
+    "Pullover": "pullover, a knitted top with long sleeves",
+    "Dress": "dress, a one-piece garment",
+    "Coat": "coat, a long-sleeved top worn outdoors",
+    "Sandal": "sandal, an open shoe",
+    "Shirt": "shirt, a top with a collar and buttons",
+    "Sneaker": "sneaker, a sports shoe",
+    "Bag": "bag, a handbag",
+    "Ankle boot": "ankle boot, a shoe that covers the ankle",
+}
 SPLITS = ("train", "test")
 _PREFIX = {"train": "train", "test": "t10k"}
 
@@ -159,4 +174,6 @@ def fashion_mnist(
         )
     if len(labels) and int(labels.max()) >= len(CLASSES):
         raise ValueError(f"{labels_path.name}: label {int(labels.max())} is not a class index 0..{len(CLASSES) - 1}")
-    return ArrayImageDataset(images[:, None], labels, CLASSES, name=f"{NAME} ({split})")  # (N, 1, 28, 28)
+    return ArrayImageDataset(
+        images[:, None], labels, CLASSES, name=f"{NAME} ({split})", class_wording=CLASS_WORDING
+    )  # (N, 1, 28, 28)

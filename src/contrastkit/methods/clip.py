@@ -52,7 +52,7 @@ class CLIP(Method):
     default_views = "clip"  # the views of its paper
 
     num_views = 1
-    uses_captions = True
+    task = "image-text"  # the batch's texts come as the second argument
     supports_grad_cache = True
 
     def __init__(

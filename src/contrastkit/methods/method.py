@@ -52,10 +52,10 @@ class Method(nn.Module):
 
     Attributes:
         num_views: how many views the method expects per image (``None``: any number >= its minimum).
+        task: the kind of run the method trains in (the trainer's task of that name): ``"images"`` (views of
+            images), ``"image-text"`` (images and their captions, passed as the second argument) or ``"text-pairs"``
+            (texts and their paired texts; no views, the backbone is a text encoder).
         uses_labels: whether ``forward`` needs the batch's class labels (SupCon); the trainer passes them.
-        uses_captions: whether ``forward`` needs the batch's texts (CLIP: captions; text pairs: the paired texts);
-            the trainer passes them as the second argument.
-        text_only: the inputs are texts, not images (no views; the backbone is a text encoder).
         supports_grad_cache: whether the method implements :meth:`embed_batch` and :meth:`loss_from_embeddings`
             (its ``forward`` is then ``loss_from_embeddings(embed_batch(views, labels), labels)``), so that
             :class:`~contrastkit.train.grad_cache.GradCache` can embed a large batch in chunks.
@@ -64,9 +64,8 @@ class Method(nn.Module):
 
     num_views: int | None = 2
     default_views: str | None = "simclr"  # the views recipe a config without a views section gets (None: none)
+    task: str = "images"
     uses_labels: bool = False
-    uses_captions: bool = False
-    text_only: bool = False
     supports_grad_cache: bool = False
 
     def __init__(self, backbone: nn.Module) -> None:

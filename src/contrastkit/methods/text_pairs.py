@@ -36,8 +36,7 @@ class TextPairs(Method):
     default_views = None  # no image views
 
     num_views = 1
-    uses_captions = True
-    text_only = True
+    task = "text-pairs"  # the batch's texts come as the second argument
     supports_grad_cache = True
 
     def __init__(

@@ -40,21 +40,26 @@ class DataConfig:
     path: str | None = None  # your own images: a folder (class sub-folders optional), listing or .tar shards
     root: str | None = None  # where built-in data sets are stored (default $CONTRASTKIT_DATA or ~/.cache)
     download: bool = False  # let a built-in data set download missing files
-    image_size: int = 0  # path data: images are resized (shorter side) and centre-cropped to this; 0 = 256
-    channels: int = 0  # 1 or 3 channels for the views; 0 = the data set's own
+    image_size: int | None = None  # path data: images are resized (shorter side) and centre-cropped to this
+    # (None: 256)
+    channels: int | None = None  # 1 or 3 channels for the views (None: the data set's own)
     batch_size: int = 256  # images per process per step (the global batch is this x processes x nodes)
     num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
     train_fraction: float = 1.0  # use this fraction of the training set (a fixed random subset), for quick runs
     classes: list[str] = field(default_factory=list)  # train on these classes only (names); [] = all of them
     caption_templates: list[str] = field(default_factory=list)  # image-text methods on labelled images: each
     # image's caption is one of these templates, drawn at random, filled with its class name ("a photo of a {}.")
+    class_wording: dict[str, str] = field(default_factory=dict)  # words that stand for a class in captions and
+    # zero-shot prompts ({"Sneaker": "sneaker, a sports shoe"}), over the data set's own (Fashion-MNIST has them);
+    # classes worded nowhere read as their names
 
     def __post_init__(self) -> None:
         _check_range("data.batch_size", self.batch_size, low=1)
         _check_range("data.num_workers", self.num_workers, low=0)
-        _check_range("data.image_size", self.image_size, low=0)
-        if self.channels not in (0, 1, 3):
-            raise ConfigError(f"data.channels must be 0 (the data's own), 1 or 3, got {self.channels}")
+        if self.image_size is not None:
+            _check_range("data.image_size", self.image_size, low=1)
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"data.channels must be 1 or 3 (or null: the data's own), got {self.channels}")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ConfigError(f"data.train_fraction must be in (0, 1], got {self.train_fraction}")
         for template in self.caption_templates:
@@ -62,7 +67,11 @@ class DataConfig:
                 raise ConfigError(
                     f"data.caption_templates: {template!r} must have exactly one '{{}}' where the class name goes"
                 )
+        for name, words in self.class_wording.items():
+            if not str(words).strip():
+                raise ConfigError(f"data.class_wording.{name} is empty: give the words captions should use for it")
         self.classes, self.caption_templates = list(self.classes), list(self.caption_templates)
+        self.class_wording = dict(self.class_wording)
 
 
 @dataclass
@@ -273,6 +282,12 @@ def _views_class(name: str) -> type:
         raise ConfigError(f"views.recipe: {e}") from None
 
 
+def _task_class(name: str) -> type:
+    from contrastkit.train.tasks import get_task  # the tasks build on this module
+
+    return get_task(name)
+
+
 def _method_class(name: str) -> type:
     import contrastkit.methods as methods
 
@@ -375,7 +390,7 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
     method = dataclasses.asdict(_merge("method", schema, method_values))
     config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
-    if method_cls.text_only:  # text pairs: no images, no views
+    if not _task_class(method_cls.task).takes_views:  # text pairs: no images, no views
         if views_values:
             raise ConfigError(f"views: method {method_values['name']!r} trains on texts and takes no views section")
         config.views = None
@@ -383,13 +398,15 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     if "recipe" not in views_values and method_cls.default_views is None:
         raise ConfigError(f"views.recipe: method {method_values['name']!r} has no default views; name a views recipe")
     views_name = str(views_values.get("recipe", method_cls.default_views))
+    from_data = [key for key in ("input_size", "channels") if views_values.get(key) is None]
+    views_values = {k: v for k, v in views_values.items() if k not in from_data}
     views_cls = _views_class(views_name)
     schema = component_schema("views", "recipe", views_name, views_cls)
     views = dataclasses.asdict(_merge("views", schema, {"recipe": views_name, **views_values}))
     config.views = {"recipe": views.pop("recipe"), **_to_kwargs("views", views, views_cls, ())}
-    for key in ("input_size", "channels"):  # recipes' defaults are for ImageNet: unset means "from the data"
-        if key not in views_values and key in config.views:
-            config.views[key] = 0
+    for key in from_data:  # recipes' defaults are for ImageNet: unset (or null) means "from the data"
+        if key in config.views:
+            config.views[key] = None
     return config
 
 

@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
-from contrastkit.data.class_captions import ClassCaptions
+from contrastkit.data.class_captions import ClassCaptions, class_wordings
 from contrastkit.data.image_text_pairs import ImageTextDataset
 from contrastkit.data.labelled import FixedSizeImages, Labelled, take  # noqa: F401  (imported from here too)
 from contrastkit.data.multi_view_dataset import match_channels
@@ -117,7 +117,7 @@ class RunDataModule(pl.LightningDataModule):
         test = None
         if config.path is None and is_registered(config.name) and "test" in (get_dataset(config.name).splits or ()):
             test = load_dataset(source, split="test", download=config.download, **options)
-        if isinstance(train, ArrayImageDataset) and (config.channels in (0, train.images.shape[1])):
+        if isinstance(train, ArrayImageDataset) and (config.channels in (None, train.images.shape[1])):
             self.channels = int(train.images.shape[1])
             self.image_size = int(train.images.shape[-1])
         elif isinstance(train, ArrayImageDataset):
@@ -148,11 +148,20 @@ class RunDataModule(pl.LightningDataModule):
         self.query_size = query_size
         if config.classes:
             self.train_indices = self._only_classes(config.classes)
+        # how classes read in captions and prompts: the data set's own wording, then the config's
+        self.class_wording = {**getattr(train, "class_wording", {}), **config.class_wording}
+        if config.class_wording:
+            if not self.classes:
+                raise ValueError(f"data.class_wording words class names, and {source!r} has no classes")
+            try:
+                class_wordings(self.classes, config.class_wording)
+            except ValueError as e:
+                raise ValueError(f"data.class_wording: {e}") from None
         self.captions = None  # class ids -> captions, for image-text methods on labelled data
         if config.caption_templates:
             if not self.classes:
                 raise ValueError(f"data.caption_templates needs class names, and {source!r} has no classes")
-            self.captions = ClassCaptions(self.classes, config.caption_templates, seed)
+            self.captions = ClassCaptions(self.classes, config.caption_templates, seed, self.class_wording)
         self.has_captions = self.captions is not None or isinstance(getattr(train, "dataset", train), ImageTextDataset)
 
     def _only_classes(self, names: list[str]) -> np.ndarray:
@@ -220,9 +229,7 @@ class RunDataModule(pl.LightningDataModule):
             self.skips.add(Skipped(*record) for record in skipped)
         else:
             images, targets = batch
-        if self.captions is not None:
-            targets = self.captions(targets)  # class ids -> captions
-        return images, targets
+        return images, targets  # class ids become captions in the training step (LitMethod's captions)
 
 
 class _IndexMap:

@@ -17,7 +17,9 @@ from contrastkit.train.data_module import RunDataModule
 from contrastkit.views import MultiViews
 
 
-def _split(config: RunConfig, data: RunDataModule) -> tuple[Labelled, Labelled]:
+def held_out_split(config: RunConfig, data: RunDataModule) -> tuple[Labelled, Labelled]:
+    """``(train, test)`` labelled images for the final scores: the kNN bank (its first ``final_eval.train_size``
+    images fit the probes) and the queries, from the test split, else held out of the training images."""
     rng = np.random.default_rng(config.seed + 2)
     size_test = config.final_eval.test_size
     size_train = max(config.final_eval.train_size, config.final_eval.knn_bank_size or 0)  # bank >= probe set
@@ -31,20 +33,23 @@ def _split(config: RunConfig, data: RunDataModule) -> tuple[Labelled, Labelled]:
     return train, test
 
 
-def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, views: MultiViews) -> dict[str, Any]:
+def final_evaluation(
+    config: RunConfig,
+    data: RunDataModule,
+    method: Method,
+    initial: Method,
+    views: MultiViews,
+    train: Labelled,
+    test: Labelled,
+) -> dict[str, Any]:
     """Scores of the trained encoder, the random-init encoder and raw pixels (kNN top-1/top-5, linear probe).
 
-    The random-init encoder is the run's own starting point: rebuilt with the run's seed, as training began.
+    ``initial`` is the method as training began (a snapshot of its initial weights); ``train`` / ``test`` come from
+    :func:`held_out_split`.
     """
-    from contrastkit.train.fit import build_method  # fit imports this module lazily
-
     spec = views.specs[0]
-    train, test = _split(config, data)
-    torch.manual_seed(config.seed)
-    initial_method = build_method(config, in_chans=spec.channels)
-    initial = initial_method.backbone
     device = next(method.parameters()).device
-    initial.to(device)
+    initial = initial.backbone.to(device)
     method.eval()
     initial.eval()
 
@@ -53,8 +58,6 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
     def pixels(images: torch.Tensor) -> torch.Tensor:
         return embed_images(lambda x: x.flatten(1), images, spec.mean, spec.std, spec.size)  # (N, C*S*S)
 
-    if data.bank is None:  # no labels: image-text retrieval only (when the method is image-text)
-        return {"rows": [], **image_text_scores(config, data, method, initial_method, spec, device)}
     encoders = {
         f"{config.method['name']} (trained)": lambda imgs: embed_images(
             method.embed, imgs, spec.mean, spec.std, spec.size, device
@@ -94,7 +97,7 @@ def final_evaluation(config: RunConfig, data: RunDataModule, method: Method, vie
     }
     if config.data.classes:
         result["classes"] = list(config.data.classes)
-    return {**result, "rows": rows, **image_text_scores(config, data, method, initial_method, spec, device, test)}
+    return {**result, "rows": rows}
 
 
 def _only_classes(images: Labelled, classes: list[str], names: list[str]) -> Labelled:
@@ -115,15 +118,11 @@ def image_text_scores(
     """For image-text methods: zero-shot accuracy on labelled held-out images (seen and, with ``data.classes``,
     unseen classes separately, each next to chance and the random-init model), and image<->text retrieval on
     held-out image-caption pairs (those outside ``data.train_fraction``)."""
-    from contrastkit.data.class_captions import DEFAULT_TEMPLATES
+    from contrastkit.data.class_captions import DEFAULT_TEMPLATES, class_wordings
     from contrastkit.eval.zero_shot import image_text_retrieval, zero_shot
 
-    if not method.uses_captions or not hasattr(method, "model"):
-        return {}
     out: dict[str, Any] = {}
-    models = {f"{config.method['name']} (trained)": method.model}
-    if hasattr(initial, "model"):
-        models["random init"] = initial.model.to(device).eval()
+    models = {f"{config.method['name']} (trained)": method.model.eval(), "random init": initial.model.to(device).eval()}
     templates = config.data.caption_templates or list(DEFAULT_TEMPLATES)
     if test is not None and data.classes:
         seen = list(config.data.classes) or list(data.classes)
@@ -139,9 +138,10 @@ def image_text_scores(
             keep = torch.isin(test.labels, ids)
             remap = torch.full((len(data.classes),), -1, dtype=torch.long)
             remap[ids] = torch.arange(len(ids))
+            words = class_wordings(names, {n: w for n, w in data.class_wording.items() if n in names})
             for name, model in models.items():
                 r = zero_shot(
-                    model, test.images[keep], names, templates, remap[test.labels[keep]], spec.mean, spec.std, spec.size
+                    model, test.images[keep], words, templates, remap[test.labels[keep]], spec.mean, spec.std, spec.size
                 )
                 rows.append(
                     {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib.util
 import json
 import warnings
@@ -16,15 +17,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from contrastkit.backbones import create_backbone, save_encoder
-from contrastkit.methods import Method, create_method
+from contrastkit.backbones import save_encoder
+from contrastkit.methods import Method, get_method
 from contrastkit.train.checkpoint_io import AtomicCheckpointIO
 from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
-from contrastkit.train.data_module import RunDataModule
-from contrastkit.train.lit_method import LitMethod
-from contrastkit.train.monitor import EmbeddingMonitor
-from contrastkit.views import MultiViews
-from contrastkit.views.registry import get_views
+from contrastkit.train.tasks import build_method, build_views, encoder_info, get_task
 
 
 class InterruptCheckpoint(pl.Callback):
@@ -50,41 +47,6 @@ class TrainResult:
     checkpoint: Path | None  # the last checkpoint
     monitor: list[dict[str, float]]  # per-epoch monitor metrics
     final_eval: dict[str, Any] | None  # kNN / linear probe table, when enabled and labelled data exists
-
-
-def build_views(config: RunConfig, channels: int, image_size: int) -> MultiViews:
-    """The views recipe of ``config.views``; ``input_size``/``channels`` of 0 mean the data's own."""
-    params = dict(config.views)
-    cls = get_views(params.pop("recipe"))
-    if params.get("input_size", 0) == 0:
-        params["input_size"] = image_size
-    if params.get("channels", 0) == 0:
-        params["channels"] = channels
-    return cls(**params)
-
-
-def build_method(config: RunConfig, in_chans: int) -> Method:
-    """The backbone of ``config.backbone`` (or the pretrained one it names) inside the method of ``config.method``."""
-    params = dict(config.method)
-    if config.backbone.pretrained:
-        backbone = pretrained_backbone(config.backbone.pretrained, in_chans)
-    else:
-        backbone = create_backbone(config.backbone.name, in_chans=in_chans, small_input=config.backbone.small_input)
-    return create_method(params.pop("name"), backbone, **params)
-
-
-def pretrained_backbone(path: str, in_chans: int) -> torch.nn.Module:
-    """The image backbone of encoder file ``path`` (of a clip run: its image tower), in training mode."""
-    import contrastkit
-
-    encoder = contrastkit.load_encoder(path)
-    if int(encoder.encoder_info["in_chans"]) != in_chans:
-        raise ConfigError(
-            f"backbone.pretrained: {path} takes {encoder.encoder_info['in_chans']}-channel images and the views have "
-            f"{in_chans}; set views.channels={encoder.encoder_info['in_chans']}"
-        )
-    backbone = encoder.image_encoder if encoder.encoder_info.get("kind") == "dual" else encoder
-    return backbone.train()
 
 
 def check_grad_cache(config: RunConfig, method: Method) -> None:
@@ -199,93 +161,41 @@ def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
     return [last, InterruptCheckpoint(checkpoints / "interrupted.ckpt")]
 
 
-def encoder_info(config: RunConfig, views: MultiViews, in_chans: int) -> dict[str, Any]:
-    """The metadata stored with an exported encoder (how to rebuild it and how to feed it)."""
-    spec = views.specs[0]
-    architecture = {"backbone": config.backbone.name, "small_input": config.backbone.small_input}
-    if config.backbone.pretrained:  # the architecture of the file it started from
-        from contrastkit.backbones.encoder_file import read_encoder_info
-
-        start = read_encoder_info(config.backbone.pretrained)
-        architecture = {k: start[k] for k in ("backbone", "small_input", "backbone_kwargs") if k in start}
-        architecture["pretrained"] = str(config.backbone.pretrained)
-    return {
-        **architecture,
-        "in_chans": in_chans,
-        "input_size": spec.size,
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "method": config.method["name"],
-        "config": config_to_dict(config),
-    }
-
-
 def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
-    """Train ``config``'s method; write checkpoints, logs, ``encoder.safetensors`` and the final evaluation.
+    """Train ``config``'s method; write checkpoints, logs, the encoder file and the final evaluation.
 
-    The run folder (``config.run_dir``) gets ``config.json``, ``checkpoints/last.ckpt`` (every epoch, written
-    atomically; ``checkpoints/interrupted.ckpt`` on Ctrl-C or a crash), ``logs/metrics.csv``, ``encoder.safetensors``
-    (+ ``encoder.json``) and ``final_eval.json``. ``callbacks`` are extra Lightning callbacks (run before the
-    checkpointing).
+    Any kind of run (the :class:`~contrastkit.train.tasks.Task` its method names: images, image-text, text pairs)
+    goes the same way. The run folder (``config.run_dir``) gets ``config.json``, ``checkpoints/last.ckpt`` (every
+    epoch, written atomically; ``checkpoints/interrupted.ckpt`` on Ctrl-C or a crash), ``logs/metrics.csv``,
+    ``encoder.safetensors`` (+ ``encoder.json``) and ``final_eval.json``. ``callbacks`` are extra Lightning callbacks
+    (run before the checkpointing).
     """
-    if config.views is None:  # a text-only method (text pairs)
-        from contrastkit.train.fit_text import train_text
-
-        return train_text(config, callbacks)
+    task = get_task(get_method(config.method["name"]).task)(config)
     run_dir = config.run_dir
     resume = resolve_resume(config)  # before anything is read or written
     pl.seed_everything(config.seed, workers=True, verbose=False)
-    data = RunDataModule(config.data, config.seed, config.monitor.bank_size, config.monitor.query_size)
-    views = build_views(config, data.channels, data.image_size)
-    method = build_method(config, in_chans=views.specs[0].channels)
-    if method.uses_labels and not data.classes:
-        raise ValueError(f"method {config.method['name']!r} needs labelled data, and {data.describe()} has no labels")
-    if method.uses_captions and not data.has_captions:
-        raise ValueError(
-            f"method {config.method['name']!r} trains on image-text pairs, and {data.describe()} has no captions: "
-            "give data.path an image-caption listing (.csv/.jsonl with image and caption columns), or labelled data "
-            "with data.caption_templates (e.g. ['a photo of a {}.'])"
-        )
-    check_grad_cache(config, method)
+    task.setup()  # reads the data, builds the method; refuses what cannot train
+    check_grad_cache(config, task.method)
+    initial = copy.deepcopy(task.method)  # the random-init (or pretrained) baseline of the final evaluation
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
-    exported, export_info = method.export_module()
-    info = {**encoder_info(config, views, views.specs[0].channels), **export_info}
-    t = config.trainer
-    module = LitMethod(
-        method,
-        views,
-        config.optim,
-        info,
-        use_labels=method.uses_labels or method.uses_captions,
-        grad_cache_chunk_size=t.grad_cache_chunk_size,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val,
-        channels_last=t.channels_last,
-        seed=config.seed,
-    )
-    spec = views.specs[0]
-    monitor = EmbeddingMonitor(
-        config.monitor, data.bank, data.queries, data.health_images(), spec.mean, spec.std, spec.size
-    )
+    info = task.encoder_info()
+    module = task.lit_module(info)
     checkpoints = run_dir / "checkpoints"
-    callbacks = [monitor, *callbacks, *checkpoint_callbacks(checkpoints)]
-    trainer = build_trainer(config, callbacks, _loggers(run_dir, resume is not None))
+    all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints)]
+    trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
     with known_lightning_warnings_silenced():
-        trainer.fit(module, datamodule=data, ckpt_path=resume)
-    if data.skips.count:
-        print(data.skips.summary(total=len(data.train_indices)))
+        trainer.fit(module, datamodule=task.data, ckpt_path=resume)
+    task.after_fit()
     if not trainer.is_global_zero:
-        return TrainResult(run_dir, None, checkpoints / "last.ckpt", monitor.history, None)
+        return TrainResult(run_dir, None, checkpoints / "last.ckpt", task.history(), None)
+    exported, _ = task.method.export_module()
     encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
-    final = None
-    if config.final_eval.enabled and (data.bank is not None or data.has_captions):
-        from contrastkit.train.final_eval import final_evaluation, format_table
-
-        final = final_evaluation(config, data, method, views)
-        (run_dir / "final_eval.json").write_text(json.dumps(final, indent=2) + "\n")
-        print(format_table(final))
-    return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", monitor.history, final)
+    final = task.evaluate(initial) if config.final_eval.enabled else None
+    if final is not None:
+        (run_dir / "final_eval.json").write_text(json.dumps(final.scores, indent=2) + "\n")
+        print(final.table)
+    return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", task.history(), final and final.scores)
 
 
-__all__ = ["TrainResult", "build_method", "build_trainer", "build_views", "check_grad_cache", "train"]
+__all__ = ["TrainResult", "build_method", "build_trainer", "build_views", "check_grad_cache", "encoder_info", "train"]

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from contrastkit.data.class_captions import ClassCaptions
 from contrastkit.methods import Method, Progress
 from contrastkit.train.config import OptimConfig
 from contrastkit.train.grad_cache import GradCache, average_gradients
@@ -85,6 +86,8 @@ class LitMethod(pl.LightningModule):
             the same up to float rounding.
         seed: the run's seed; each batch's views are drawn from :func:`view_seed` of it, the process's rank, the
             epoch and the batch index.
+        captions: turns a batch's class ids into captions (image-text methods on labelled images), its templates
+            drawn after the views from the same per-batch generator.
     """
 
     def __init__(
@@ -99,9 +102,11 @@ class LitMethod(pl.LightningModule):
         gradient_clip_val: float | None = None,
         channels_last: bool = False,
         seed: int = 0,
+        captions: ClassCaptions | None = None,
     ) -> None:
         super().__init__()
         self.seed = int(seed)
+        self.captions = captions
         self.channels_last = bool(channels_last) and views is not None
         if self.channels_last:
             method.to(memory_format=torch.channels_last)
@@ -155,11 +160,10 @@ class LitMethod(pl.LightningModule):
         if len(images) == 0:  # every image of this batch was unreadable (skipped and counted): no step
             return None
         self.method.set_progress(self._progress(batch_idx))
-        if self.views is None:
-            views = [images]
-        else:
-            seed = view_seed(self.seed, self.global_rank, self.current_epoch, batch_idx)
-            views = self.views.batch(images, torch.Generator().manual_seed(seed))  # V x (B, C, S, S) float32
+        generator = torch.Generator().manual_seed(view_seed(self.seed, self.global_rank, self.current_epoch, batch_idx))
+        views = [images] if self.views is None else self.views.batch(images, generator)  # V x (B, C, S, S) float32
+        if self.captions is not None:
+            targets = self.captions(targets, generator)  # class ids (B,) -> B captions
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         labels = targets if self.use_labels else None
@@ -258,8 +262,17 @@ class LitMethod(pl.LightningModule):
                 f"{scheduler.optimizer.param_groups[0]['lr']:.4g}"
             )
 
+    def encoder_prefix(self) -> str:
+        """Where the exported module's weights sit in this module's state dict (``"method.backbone."``): found by
+        identity, so export reads a checkpoint without knowing the method's attribute names."""
+        exported = self.method.export_module()[0]
+        for name, module in self.named_modules():
+            if module is exported:
+                return f"{name}." if name else ""
+        raise ValueError(f"{type(self.method).__name__}.export_module() returns a module outside the method")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state()}
+        checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state(), "encoder_prefix": self.encoder_prefix()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("contrastkit", {})

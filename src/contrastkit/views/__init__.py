@@ -11,6 +11,7 @@ from contrastkit.views.clip_views import CLIPViews
 from contrastkit.views.dino_views import DINOViews
 from contrastkit.views.moco_v2_views import MoCoV2Views
 from contrastkit.views.multi_views import MultiViews
+from contrastkit.views.registry import create_views, get_views, list_views
 from contrastkit.views.sample_pipeline import build_transform
 from contrastkit.views.simclr_views import SimCLRViews
 from contrastkit.views.supervised_views import SupervisedViews
@@ -27,4 +28,7 @@ __all__ = [
     "ViewSpec",
     "apply_view",
     "build_transform",
+    "create_views",
+    "get_views",
+    "list_views",
 ]

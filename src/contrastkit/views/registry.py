@@ -27,3 +27,15 @@ def list_views() -> list[str]:
 def get_views(name: str) -> type[MultiViews]:
     """The recipe class registered as ``name``; an unknown name is refused with the closest one."""
     return _VIEWS.get(name)
+
+
+def create_views(name: str, channels: int, input_size: int, **params) -> MultiViews:
+    """The views recipe ``name`` for ``channels``-channel images viewed at ``input_size`` pixels.
+
+    Args:
+        name: A name from :func:`list_views`.
+        channels: Channels of the views (1 or 3).
+        input_size: Side of the square views, in pixels.
+        **params: The recipe's other parameters (its constructor's keywords, e.g. ``crop_scale``).
+    """
+    return get_views(name)(channels=channels, input_size=input_size, **params)

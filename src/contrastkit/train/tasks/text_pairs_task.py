@@ -1,9 +1,8 @@
-"""``train(config)`` for text-only methods (text pairs): a sentence encoder fine-tuned on the Lightning trainer,
-evaluated on held-out pairs before and after, exported as an encoder file for ``contrastkit embed`` / ``search``."""
+"""Text-pair runs: a sentence encoder fine-tuned on (anchor, positive[, negative]) texts, scored on held-out pairs
+before and after training, exported as an encoder file for ``contrastkit embed`` / ``search``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,7 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
-from contrastkit.backbones import save_encoder
 from contrastkit.backbones.dual_encoder import TEXT_ENCODERS, create_text_encoder
 from contrastkit.data.text_pairs import TextPairsDataset
 from contrastkit.eval.retrieval import retrieval_metrics
@@ -21,6 +19,7 @@ from contrastkit.methods import Method, create_method
 from contrastkit.train.config import RunConfig, config_to_dict
 from contrastkit.train.data_module import ShardedBatchSampler
 from contrastkit.train.lit_method import LitMethod
+from contrastkit.train.tasks.task import FinalEvaluation, Task, lit_method, register_task
 
 
 def collate_pairs(batch: Sequence[tuple[str, tuple[str, ...]]]) -> tuple[list[str], list[tuple[str, ...]]]:
@@ -86,56 +85,32 @@ def build_text_method(config: RunConfig) -> Method:
     return create_method(params.pop("name"), create_text_encoder(config.backbone.name), **params)
 
 
-def train_text(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> Any:
-    """Fine-tune a text encoder on ``config.data.path``'s pairs; write checkpoints, logs, ``encoder.safetensors``
-    (``kind: text``) and ``final_eval.json`` (held-out retrieval before and after training)."""
-    from contrastkit.train.fit import (
-        TrainResult,
-        _loggers,
-        build_trainer,
-        check_grad_cache,
-        checkpoint_callbacks,
-        known_lightning_warnings_silenced,
-        resolve_resume,
-    )
+@register_task("text-pairs")
+class TextPairsTask(Task):
+    """Fine-tunes a text encoder on ``data.path``'s pairs (no views); the final evaluation is anchor -> positive
+    retrieval on held-out pairs, before (the initial weights) and after training."""
 
-    run_dir = config.run_dir
-    resume = resolve_resume(config)
-    pl.seed_everything(config.seed, workers=True, verbose=False)
-    data = TextPairsDataModule(config)
-    method = build_text_method(config)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
-    exported, export_info = method.export_module()
-    info = {"method": config.method["name"], "config": config_to_dict(config), **export_info}
-    before = pair_retrieval(method.backbone, data.dataset, data.held_out) if len(data.held_out) >= 2 else None
-    check_grad_cache(config, method)
-    t = config.trainer
-    module = LitMethod(
-        method,
-        None,
-        config.optim,
-        info,
-        use_labels=True,
-        grad_cache_chunk_size=t.grad_cache_chunk_size,
-        accumulate_grad_batches=t.accumulate_grad_batches,
-        gradient_clip_val=t.gradient_clip_val,
-    )
-    checkpoints = run_dir / "checkpoints"
-    all_callbacks = [*callbacks, *checkpoint_callbacks(checkpoints)]
-    trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
-    with known_lightning_warnings_silenced():
-        trainer.fit(module, datamodule=data, ckpt_path=resume)
-    if not trainer.is_global_zero:
-        return TrainResult(run_dir, None, checkpoints / "last.ckpt", [], None)
-    encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
-    final = None
-    if before is not None:
-        after = pair_retrieval(method.backbone, data.dataset, data.held_out)
-        final = {"held_out_pairs": len(data.held_out), "before": before, "after": after}
-        (run_dir / "final_eval.json").write_text(json.dumps(final, indent=2) + "\n")
-        print(format_pair_table(final))
-    return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", [], final)
+    takes_views = False
+
+    def setup(self) -> None:
+        self.data = TextPairsDataModule(self.config)
+        self.method = build_text_method(self.config)
+
+    def encoder_info(self) -> dict[str, Any]:
+        config = self.config
+        return {"method": config.method["name"], "config": config_to_dict(config), **self.method.export_module()[1]}
+
+    def lit_module(self, info: dict[str, Any]) -> LitMethod:
+        return lit_method(self.config, self.method, None, info, use_labels=True)  # the paired texts
+
+    def evaluate(self, initial: Method) -> FinalEvaluation | None:
+        held_out = self.data.held_out
+        if len(held_out) < 2:
+            return None
+        before = pair_retrieval(initial.backbone, self.data.dataset, held_out)
+        after = pair_retrieval(self.method.backbone, self.data.dataset, held_out)
+        scores = {"held_out_pairs": len(held_out), "before": before, "after": after}
+        return FinalEvaluation(scores, format_pair_table(scores))
 
 
 def format_pair_table(result: dict[str, Any]) -> str:

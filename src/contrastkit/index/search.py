@@ -1,4 +1,5 @@
-"""``contrastkit index build`` and ``contrastkit search``: an index over embed output, queried by image."""
+"""An index over ``contrastkit embed`` output (``build_index``), queried by an image or a text (``search_image``,
+``search_text``): what ``contrastkit index build`` and ``contrastkit search`` run."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastkit.index import EmbeddingIndex
+from contrastkit.index.embedding_index import EmbeddingIndex
 
 CHUNK = 100_000
 

@@ -1,0 +1,52 @@
+"""The package's layers: the library below (data, views, losses, heads, backbones, eval, index, methods,
+finetuning) never imports the application above it (train, cli, report), at module level or inside a function."""
+
+import ast
+from pathlib import Path
+
+import contrastkit
+
+PACKAGE = Path(contrastkit.__file__).parent
+LOWER = ("data", "views", "losses", "heads", "backbones", "eval", "index", "methods", "registry")
+UPPER = ("train", "cli", "report")
+
+
+def imported_modules(path: Path) -> list[tuple[int, str]]:
+    """``(line, module)`` of every ``import contrastkit...`` / ``from contrastkit... import`` in ``path``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            if node.module == "contrastkit":  # from contrastkit import train
+                found += [(node.lineno, f"contrastkit.{alias.name}") for alias in node.names]
+    return [(line, name) for line, name in found if name.split(".")[0] == "contrastkit"]
+
+
+def upward_imports() -> list[str]:
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        layer = path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        if layer not in LOWER:
+            continue
+        for line, name in imported_modules(path):
+            parts = name.split(".")
+            if len(parts) > 1 and parts[1] in UPPER:
+                bad.append(f"{path.relative_to(PACKAGE)}:{line} imports {name}")
+    return bad
+
+
+def test_no_upward_imports():
+    assert upward_imports() == []
+
+
+def test_the_walk_sees_imports_inside_functions(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from contrastkit.train.fit import train\n    import contrastkit.cli.main\n")
+    assert imported_modules(source) == [(2, "contrastkit.train.fit"), (3, "contrastkit.cli.main")]
+
+
+def test_every_layer_named_exists():
+    present = {p.name.removesuffix(".py") for p in PACKAGE.iterdir()}
+    assert set(LOWER) | set(UPPER) <= present

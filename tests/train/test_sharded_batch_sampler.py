@@ -1,0 +1,31 @@
+"""The sampler's partition: P processes' batches of step k together are exactly the one-process batch k."""
+
+import pytest
+
+from contrastkit.train.data_module import ShardedBatchSampler
+
+
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_processes_split_each_single_process_global_batch_exactly(world):
+    n, batch, seed = 103, 5, 7
+    single = list(ShardedBatchSampler(n, batch * world, rank=0, world_size=1, seed=seed))
+    shards = [list(ShardedBatchSampler(n, batch, rank=r, world_size=world, seed=seed)) for r in range(world)]
+    steps = min(len(s) for s in shards)
+    assert all(len(s) == steps for s in shards)  # every process takes the same number of steps
+    for k in range(steps):
+        together = sorted(i for s in shards for i in s[k])
+        assert together == sorted(single[k])  # the same global batch, whatever the number of processes
+    seen = [i for s in shards for b in s for i in b]
+    assert len(seen) == len(set(seen))  # no image twice in an epoch, on any process
+
+
+def test_epochs_reshuffle_reproducibly_and_len_counts_full_batches():
+    sampler = ShardedBatchSampler(50, 8, rank=0, world_size=1, seed=1)
+    assert len(sampler) == 6 and all(len(b) == 8 for b in sampler)  # 48 of 50: the last partial batch is dropped
+    first = list(sampler)
+    sampler.set_epoch(1)
+    second = list(sampler)
+    assert first != second
+    again = ShardedBatchSampler(50, 8, rank=0, world_size=1, seed=1)
+    again.set_epoch(1)
+    assert list(again) == second
