@@ -57,9 +57,10 @@ def test_train_export_and_load_encoder_round_trip(tmp_path, capsys):
     assert encoder(x).shape == (4, encoder.feature_dim)
     # the checkpoint says where the encoder's weights are: export follows it, not the method's attribute names
     ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
-    assert ckpt["contrastkit"]["encoder_prefix"] == "method.backbone."
+    keys = ckpt["contrastkit"]["encoder_keys"]
+    assert keys == {name: f"method.backbone.{name}" for name in encoder.state_dict()}
     ckpt["state_dict"] = {k.replace("method.backbone.", "method.net."): v for k, v in ckpt["state_dict"].items()}
-    ckpt["contrastkit"]["encoder_prefix"] = "method.net."
+    ckpt["contrastkit"]["encoder_keys"] = {k: v.replace("method.backbone.", "method.net.") for k, v in keys.items()}
     renamed = tmp_path / "renamed.ckpt"
     torch.save(ckpt, renamed)
     assert main(["export", str(renamed), "--out", str(tmp_path / "renamed.safetensors")]) == 0

@@ -14,7 +14,7 @@ def test_every_builtin_recipe_validates():
     for name in names:
         config = load_config(name)
         assert config.method["name"]
-        if config.method["name"] == "textpairs":  # texts: no views
+        if config.method["name"] in ("textpairs", "cpc"):  # texts, sequences: no views
             assert config.views is None
         else:
             assert config.views["recipe"]
@@ -104,9 +104,18 @@ def test_a_config_without_views_gets_its_methods_paper_views(method, views):
     assert config.views["recipe"] == views
 
 
-def test_a_method_without_default_views_asks_for_a_views_recipe():
-    with pytest.raises(ConfigError, match=r"views\.recipe: method 'cpc' has no default views"):
-        load_config({"method": {"name": "cpc"}})
+def test_methods_of_tasks_without_views_take_no_views_section():
+    assert load_config({"method": {"name": "cpc"}, "backbone": {"name": "sequence_cnn"}}).views is None
+    with pytest.raises(ConfigError, match=r"views: method 'cpc' trains on sequences and takes no views section"):
+        load_config({"method": {"name": "cpc"}, "views": {"recipe": "simclr"}})
+
+
+def test_a_method_without_default_views_asks_for_a_views_recipe(monkeypatch):
+    from contrastkit.methods import get_method
+
+    monkeypatch.setattr(get_method("simsiam"), "default_views", None)
+    with pytest.raises(ConfigError, match=r"views\.recipe: method 'simsiam' has no default views"):
+        load_config({"method": {"name": "simsiam"}})
 
 
 def test_sizes_and_channels_left_unset_are_none_meaning_the_datas_own():

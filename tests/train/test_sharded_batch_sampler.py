@@ -29,3 +29,14 @@ def test_epochs_reshuffle_reproducibly_and_len_counts_full_batches():
     again = ShardedBatchSampler(50, 8, rank=0, world_size=1, seed=1)
     again.set_epoch(1)
     assert list(again) == second
+
+
+def test_fewer_items_than_one_global_batch_are_refused_with_the_numbers():
+    from types import SimpleNamespace
+
+    from contrastkit.train.data_module import sharded_sampler
+
+    trainer = SimpleNamespace(global_rank=1, world_size=2)
+    assert len(sharded_sampler(trainer, 40, 10, 0, "pairs")) == 2
+    with pytest.raises(ValueError, match=r"data has 30 training pairs, fewer than one global batch \(16 x 2 processes"):
+        sharded_sampler(trainer, 30, 16, 0, "pairs")

@@ -41,6 +41,8 @@ def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, A
     required = ("text_encoder",) if info.get("kind") == "text" else ("backbone", "in_chans")
     if info.get("kind") == "dual":
         required = ("in_chans",) if "library" in info else (*required, "text_encoder")
+    if info.get("kind") == "sequence":
+        required = (*required, "context_dim")
     for key in required:
         if key not in info:
             raise ValueError(f"info must contain {key!r} to rebuild the encoder, got keys {sorted(info)}")
@@ -103,7 +105,7 @@ def read_encoder_info(path: str | os.PathLike) -> dict[str, Any]:
 
 def build_image_backbone(info: dict[str, Any]) -> nn.Module:
     """The (untrained) registry backbone an encoder file's metadata names: the encoder of an ``image`` file, the
-    image tower of a ``dual`` one."""
+    image tower of a ``dual`` one, the frame encoder of a ``sequence`` one."""
     kwargs = dict(info.get("backbone_kwargs") or {})
     return create_backbone(
         info["backbone"], in_chans=int(info["in_chans"]), small_input=bool(info.get("small_input")), **kwargs
@@ -112,10 +114,17 @@ def build_image_backbone(info: dict[str, Any]) -> nn.Module:
 
 def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.Module:
     """The (untrained) module an encoder file's metadata describes: ``kind`` ``image`` (a registry backbone, the
-    default), ``text`` (a text tower) or ``dual`` (image and text towers with projections, from a CLIP run)."""
+    default), ``text`` (a text tower), ``dual`` (image and text towers with projections, from a CLIP run) or
+    ``sequence`` (a frame encoder and its GRU context, from a CPC run)."""
     kind = info.get("kind", "image")
-    if kind not in ("image", "text", "dual"):
-        raise EncoderFileError(f"{source}: unknown encoder kind {kind!r} (expected image, text or dual)")
+    if kind not in ("image", "text", "dual", "sequence"):
+        raise EncoderFileError(f"{source}: unknown encoder kind {kind!r} (expected image, text, dual or sequence)")
+    if kind == "sequence":
+        from contrastkit.backbones.sequence_context import SequenceContextEncoder
+
+        frames = build_image_backbone(info)  # the registry backbone (sequence_cnn), as for images
+        layers, pooling = int(info.get("gru_layers", 1)), str(info.get("pooling", "mean"))
+        return SequenceContextEncoder.build(frames, int(info["context_dim"]), layers, pooling)
     if kind == "text":
         from contrastkit.backbones.dual_encoder import create_text_encoder
 

@@ -38,12 +38,16 @@ def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> 
     info = (ckpt.get("contrastkit") or {}).get("info")
     if not info:
         raise ValueError(f"{path}: a checkpoint without contrastkit metadata: not written by contrastkit train")
-    prefix = ckpt["contrastkit"].get("encoder_prefix")  # recorded by the trainer; older checkpoints: by kind
-    if prefix is None:
+    keys = ckpt["contrastkit"].get("encoder_keys")  # recorded by the trainer; older checkpoints: a prefix by kind
+    if keys is None:
         prefix = DUAL_PREFIX if info.get("kind") == "dual" else BACKBONE_PREFIX
-    state = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    if not state:
-        raise ValueError(f"{path}: no encoder weights ('{prefix}*') in the checkpoint's state_dict")
+        keys = {k[len(prefix) :]: k for k in ckpt["state_dict"] if k.startswith(prefix)}
+    missing = [key for key in keys.values() if key not in ckpt["state_dict"]]
+    if not keys or missing:
+        raise ValueError(
+            f"{path}: the encoder's weights are not in the checkpoint's state_dict (missing {missing[:3]})"
+        )
+    state = {name: ckpt["state_dict"][key] for name, key in keys.items()}
     encoder = build_encoder(info, str(path))
     encoder.load_state_dict(state, strict=True)
     return save_encoder(encoder, out, info)

@@ -75,6 +75,11 @@ def _embed(args: argparse.Namespace) -> int:
     from contrastkit.index.embed import embed_dataset
 
     encoder = contrastkit.load_encoder(args.encoder)
+    if encoder.encoder_info.get("kind") == "sequence":
+        raise ValueError(
+            f"{args.encoder}: a sequence encoder (from a CPC run); embed reads images and texts: in Python, "
+            "contrastkit.load_encoder(ENCODER)(signals) embeds (N, C, L) signals"
+        )
     if encoder.encoder_info.get("kind") == "text" or args.data.endswith((".txt", ".jsonl", ".ndjson")):
         from contrastkit.index.embed import embed_texts, read_texts
 
@@ -107,16 +112,16 @@ def _eval(args: argparse.Namespace) -> int:
     import contrastkit
     from contrastkit.backbones.encoder_file import build_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
-    from contrastkit.data.labelled import FixedSizeImages, take
+    from contrastkit.data.labelled import FixedSizeImages, hold_out, take
     from contrastkit.data.registry import get_dataset, is_registered
     from contrastkit.eval import evaluate_encoder, format_report
 
     encoder = contrastkit.load_encoder(args.encoder)
     info = encoder.encoder_info
-    if info.get("kind") == "text":
+    if info.get("kind") in ("text", "sequence"):
         raise ValueError(
-            f"{args.encoder}: a text encoder; contrastkit eval scores image encoders (a text-pairs run writes its "
-            "held-out retrieval before and after to final_eval.json)"
+            f"{args.encoder}: a {info['kind']} encoder; contrastkit eval scores image encoders (text-pairs and CPC "
+            "runs write their own scores to final_eval.json)"
         )
     rng = np.random.default_rng(args.seed)
 
@@ -131,9 +136,8 @@ def _eval(args: argparse.Namespace) -> int:
         test = take(test_set, rng.permutation(len(test_set))[: args.test_size])
     else:
         dataset = prepared(load_dataset(args.data))
-        order = rng.permutation(len(dataset))
-        cut = min(args.test_size, len(order) // 5)
-        test, train = take(dataset, order[:cut]), take(dataset, order[cut : cut + args.train_size])
+        held, rest = hold_out(rng.permutation(len(dataset)), args.test_size)
+        test, train = take(dataset, held), take(dataset, rest[: args.train_size])
     if len(train.labels) == 0 or len(test.labels) == 0:
         raise ValueError(f"{args.data}: no labelled images to evaluate on (class folders or a labelled data set)")
     torch.manual_seed(args.seed)

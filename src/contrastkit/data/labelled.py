@@ -37,6 +37,13 @@ class FixedSizeImages(Dataset):
         return resize_center_crop(match_channels(image, self.channels), self.size), target
 
 
+def hold_out(order: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(held, rest)``: the first ``size`` indices of a shuffled ``order``, at most a fifth of it, held out for
+    scoring (the rest to train or fit on), when a data set has no test split of its own."""
+    cut = min(size, len(order) // 5)
+    return order[:cut], order[cut:]
+
+
 @dataclass
 class Labelled:
     """A labelled image subset for monitors and probes: uint8 images and their class ids."""

@@ -1,7 +1,5 @@
 """Labelled synthetic 1-D signals (noisy periodic waveforms) for sequence methods such as CPC; always offline.
-
-Not a registered data set: the registry's data sets (and the trainer) serve uint8 images ``(C, H, W)``.
-"""
+The registered data set ``synthetic-signals`` (:mod:`contrastkit.data.sequence_dataset`) is built from them."""
 
 from __future__ import annotations
 

@@ -166,8 +166,10 @@ def finetune(
     if not isinstance(encoder, nn.Module):
         encoder = contrastkit.load_encoder(encoder)
     info = dict(encoder.encoder_info)
-    if info.get("kind") == "text":
-        raise ValueError("a text encoder cannot classify images: fine-tune an image or image-text (clip) encoder")
+    if info.get("kind") in ("text", "sequence"):
+        raise ValueError(
+            f"a {info['kind']} encoder cannot classify images: fine-tune an image or image-text (clip) encoder"
+        )
     size, channels = int(info["input_size"]), int(info["in_chans"])
     prep = {"input_size": size, "in_chans": channels, "mean": list(info["mean"]), "std": list(info["std"])}
     seconds: dict[str, float] = {}

@@ -7,11 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from contrastkit.backbones.sequence_context import POOLINGS, SequenceContextEncoder
 from contrastkit.losses import CPCLoss
 from contrastkit.methods.method import Method, MethodOutput
 from contrastkit.methods.registry import register_method
-
-POOLINGS = ("mean", "last")
 
 
 @register_method
@@ -39,6 +38,7 @@ class CPC(Method):
     """
 
     default_views = None  # no image views
+    task = "sequences"  # 1-D signals (B, C, L), the batch itself the only view
 
     num_views = 1
 
@@ -73,6 +73,17 @@ class CPC(Method):
         self.gru = nn.GRU(frame_dim, context_dim, num_layers=gru_layers, batch_first=True)
         self.predictors = nn.ModuleList(nn.Linear(context_dim, frame_dim, bias=False) for _ in range(prediction_steps))
         self.criterion = CPCLoss(temperature=temperature, normalize=normalize)
+
+    def export_module(self) -> tuple[nn.Module, dict]:
+        """The frame encoder and the GRU, pooled (:class:`SequenceContextEncoder`, what :meth:`embed` computes),
+        ``kind: sequence``."""
+        gru = self.gru
+        return SequenceContextEncoder(self.backbone, gru, self.pooling), {
+            "kind": "sequence",
+            "context_dim": gru.hidden_size,
+            "gru_layers": gru.num_layers,
+            "pooling": self.pooling,
+        }
 
     @property
     def feature_dim(self) -> int:
@@ -111,5 +122,4 @@ class CPC(Method):
 
     def embed(self, x: Tensor) -> Tensor:
         """One vector per sequence from the contexts, ``(B, C, L)`` -> ``(B, context_dim)`` (see ``pooling``)."""
-        c = self.contexts(x)  # (B, T, H)
-        return c.mean(1) if self.pooling == "mean" else c[:, -1]  # (B, H)
+        return SequenceContextEncoder(self.backbone, self.gru, self.pooling)(x)  # (B, H)

@@ -390,9 +390,11 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
     method = dataclasses.asdict(_merge("method", schema, method_values))
     config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
-    if not _task_class(method_cls.task).takes_views:  # text pairs: no images, no views
+    if not _task_class(method_cls.task).takes_views:  # text pairs, sequences: no images, no views
         if views_values:
-            raise ConfigError(f"views: method {method_values['name']!r} trains on texts and takes no views section")
+            raise ConfigError(
+                f"views: method {method_values['name']!r} trains on {method_cls.task} and takes no views section"
+            )
         config.views = None
         return config
     if "recipe" not in views_values and method_cls.default_views is None:

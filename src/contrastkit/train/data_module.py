@@ -71,6 +71,18 @@ class ShardedBatchSampler(Sampler[list[int]]):
         return len(self.order) // self.batch_size
 
 
+def sharded_sampler(trainer: Any, n: int, batch_size: int, seed: int, items: str) -> ShardedBatchSampler:
+    """This process's :class:`ShardedBatchSampler` over ``n`` training ``items`` (rank and world size from the
+    Lightning ``trainer``; one process without one); fewer items than one global batch are refused."""
+    rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+    if n < batch_size * world:
+        raise ValueError(
+            f"data has {n} training {items}, fewer than one global batch ({batch_size} x {world} processes): "
+            "lower data.batch_size"
+        )
+    return ShardedBatchSampler(n, batch_size, rank, world, seed)
+
+
 def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str, str, str]]]:
     """``(images uint8 (B, C, S, S), targets (B,), skipped)`` from per-image items, Skipped ones dropped.
 
@@ -198,15 +210,7 @@ class RunDataModule(pl.LightningDataModule):
         return torch.stack(images) if images else None
 
     def train_dataloader(self) -> DataLoader:
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        n = len(self.train_indices)
-        if n < self.batch_size * world:
-            raise ValueError(
-                f"data has {n} training images, fewer than one global batch ({self.batch_size} x {world} processes): "
-                "lower data.batch_size"
-            )
-        sampler = ShardedBatchSampler(n, self.batch_size, rank, world, self.seed)
+        sampler = sharded_sampler(self.trainer, len(self.train_indices), self.batch_size, self.seed, "images")
         subset = _IndexMap(self.train_indices)
         if isinstance(self.train_set, ArrayImageDataset):
             return DataLoader(

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from contrastkit.data.labelled import Labelled, take
+from contrastkit.data.labelled import Labelled, hold_out, take
 from contrastkit.eval import knn_accuracy, linear_probe
 from contrastkit.eval.embed_images import embed_images
 from contrastkit.methods import Method
@@ -27,9 +27,8 @@ def held_out_split(config: RunConfig, data: RunDataModule) -> tuple[Labelled, La
         train = take(data.train_set, rng.permutation(data.train_indices)[:size_train])
         test = take(data.test_set, rng.permutation(len(data.test_set))[:size_test])
     else:  # path data: a held-out part of the labelled training images (the encoder saw them, labels never)
-        order = rng.permutation(data.train_indices)
-        cut = min(size_test, len(order) // 5)
-        test, train = take(data.train_set, order[:cut]), take(data.train_set, order[cut : cut + size_train])
+        held, rest = hold_out(rng.permutation(data.train_indices), size_test)
+        test, train = take(data.train_set, held), take(data.train_set, rest[:size_train])
     return train, test
 
 
@@ -210,9 +209,10 @@ def _format_probes(result: dict[str, Any]) -> str:
     header = f"{'encoder':<24} {'dim':>5} {'kNN top-1':>10} {'kNN top-5':>10} {'linear probe':>13}"
     where = f" of the {len(result['classes'])} classes trained on" if result.get("classes") else ""
     bank = result.get("knn_bank_images", result["train_images"])
+    items = result.get("items", "images")
     lines = [
-        f"Evaluation on {result['test_images']} held-out images{where} (probes fitted on {result['train_images']} "
-        f"training images; kNN k={result['k']}, cosine, weighted, over {bank} training images)",
+        f"Evaluation on {result['test_images']} held-out {items}{where} (probes fitted on {result['train_images']} "
+        f"training {items}; kNN k={result['k']}, cosine, weighted, over {bank} training {items})",
         header,
         "-" * len(header),
     ]

@@ -262,17 +262,22 @@ class LitMethod(pl.LightningModule):
                 f"{scheduler.optimizer.param_groups[0]['lr']:.4g}"
             )
 
-    def encoder_prefix(self) -> str:
-        """Where the exported module's weights sit in this module's state dict (``"method.backbone."``): found by
-        identity, so export reads a checkpoint without knowing the method's attribute names."""
+    def encoder_keys(self) -> dict[str, str]:
+        """Where each of the exported module's weights sits in this module's state dict (``{"conv.weight":
+        "method.backbone.conv.weight"}``): matched by tensor identity, so export reads a checkpoint without knowing
+        the method's attribute names, and a module the method builds on export (CPC's context encoder) works too."""
         exported = self.method.export_module()[0]
-        for name, module in self.named_modules():
-            if module is exported:
-                return f"{name}." if name else ""
-        raise ValueError(f"{type(self.method).__name__}.export_module() returns a module outside the method")
+        ours = {id(t): name for name, t in self.state_dict(keep_vars=True).items()}
+        keys = {name: ours.get(id(t)) for name, t in exported.state_dict(keep_vars=True).items()}
+        missing = [name for name, key in keys.items() if key is None]
+        if missing:
+            raise ValueError(
+                f"{type(self.method).__name__}.export_module() holds weights outside the method: {missing}"
+            )
+        return keys
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state(), "encoder_prefix": self.encoder_prefix()}
+        checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state(), "encoder_keys": self.encoder_keys()}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("contrastkit", {})

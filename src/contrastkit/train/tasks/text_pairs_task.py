@@ -13,11 +13,12 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from contrastkit.backbones.dual_encoder import TEXT_ENCODERS, create_text_encoder
+from contrastkit.data.labelled import hold_out
 from contrastkit.data.text_pairs import TextPairsDataset
 from contrastkit.eval.retrieval import retrieval_metrics
 from contrastkit.methods import Method, create_method
 from contrastkit.train.config import RunConfig, config_to_dict
-from contrastkit.train.data_module import ShardedBatchSampler
+from contrastkit.train.data_module import sharded_sampler
 from contrastkit.train.lit_method import LitMethod
 from contrastkit.train.tasks.task import FinalEvaluation, Task, lit_method, register_task
 
@@ -37,20 +38,14 @@ class TextPairsDataModule(pl.LightningDataModule):
             raise ValueError("data.path is required for text pairs: a .jsonl/.csv of anchor, positive[, negative]")
         self.dataset = TextPairsDataset(config.data.path)
         self.batch_size, self.seed = config.data.batch_size, config.seed
-        order = np.random.default_rng(config.seed).permutation(len(self.dataset))
-        cut = min(config.final_eval.test_size, len(order) // 5)
-        self.held_out = np.sort(order[:cut])
-        rest = order[cut:]
+        held, rest = hold_out(
+            np.random.default_rng(config.seed).permutation(len(self.dataset)), config.final_eval.test_size
+        )
+        self.held_out = np.sort(held)
         self.train_indices = np.sort(rest[: max(1, int(len(rest) * config.data.train_fraction))])
 
     def train_dataloader(self) -> DataLoader:
-        rank, world = (self.trainer.global_rank, self.trainer.world_size) if self.trainer is not None else (0, 1)
-        if len(self.train_indices) < self.batch_size * world:
-            raise ValueError(
-                f"{self.dataset.path}: {len(self.train_indices)} training pairs, fewer than one global batch "
-                f"({self.batch_size} x {world} processes): lower data.batch_size"
-            )
-        sampler = ShardedBatchSampler(len(self.train_indices), self.batch_size, rank, world, self.seed)
+        sampler = sharded_sampler(self.trainer, len(self.train_indices), self.batch_size, self.seed, "pairs")
         subset = torch.utils.data.Subset(self.dataset, self.train_indices.tolist())
         return DataLoader(subset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=0)
 
