@@ -55,3 +55,26 @@ def test_cli_prints_the_table_and_writes_json(encoder_file, tmp_path, capsys):
     assert "random init" in printed and "raw pixels" in printed
     rows = json.loads(out.read_text())["rows"]
     assert len(rows) == 3 and all(0.0 <= r["linear_probe"] <= 1.0 for r in rows)
+
+
+def test_knn_and_probe_is_the_knn_over_the_whole_bank_and_the_probe_on_its_first_rows():
+    from contrastkit.eval import knn_accuracy, knn_and_probe, linear_probe
+
+    gen = torch.Generator().manual_seed(0)
+    y_train, y_test = torch.randint(0, 3, (300,), generator=gen), torch.randint(0, 3, (90,), generator=gen)
+    centres = torch.randn(3, 8, generator=gen) * 2
+    f_train = centres[y_train] + torch.randn(300, 8, generator=gen)  # (300, 8)
+    f_test = centres[y_test] + torch.randn(90, 8, generator=gen)  # (90, 8)
+    row = knn_and_probe(f_train, y_train, f_test, y_test, k=20, temperature=0.07, probe_size=120, seed=3)
+    knn = knn_accuracy(f_train, y_train, f_test, y_test, k=20, temperature=0.07)
+    probe = linear_probe(f_train[:120], y_train[:120], f_test, y_test, seed=3)
+    assert row == {
+        "dim": 8,
+        "knn_top1": knn.top1,
+        "knn_top5": knn.top5,
+        "linear_probe": probe.accuracy,
+        "linear_probe_weight_decay": probe.weight_decay,
+    }
+    few = knn_and_probe(f_train, y_train, f_test, y_test, k=20, probe_size=12)
+    assert few["linear_probe"] == linear_probe(f_train[:12], y_train[:12], f_test, y_test).accuracy
+    assert few["knn_top1"] == knn_accuracy(f_train, y_train, f_test, y_test, k=20).top1  # the whole bank still

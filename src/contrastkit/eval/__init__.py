@@ -4,7 +4,7 @@ Importing this package imports neither Lightning nor FAISS.
 """
 
 from contrastkit.eval.embed_images import embed_images
-from contrastkit.eval.evaluate_encoder import evaluate_encoder, format_report
+from contrastkit.eval.evaluate_encoder import evaluate_encoder, format_report, knn_and_probe
 from contrastkit.eval.health import (
     EmbeddingStd,
     alignment,
@@ -33,6 +33,7 @@ __all__ = [
     "format_report",
     "image_text_retrieval",
     "knn_accuracy",
+    "knn_and_probe",
     "knn_scores",
     "linear_probe",
     "rankme",

@@ -16,12 +16,38 @@ from contrastkit.eval.retrieval import retrieval_metrics
 COLUMNS = ("knn_top1", "knn_top5", "linear_probe", "recall@1", "map", "alignment", "uniformity", "rankme")
 
 
+def knn_and_probe(
+    f_train: Tensor,
+    y_train: Tensor,
+    f_test: Tensor,
+    y_test: Tensor,
+    k: int = 200,
+    temperature: float = 0.1,
+    probe_size: int | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The two standard scores of frozen features: weighted cosine kNN over the whole bank ``f_train`` ``(N, D)``
+    and a linear probe fitted on its first ``probe_size`` rows (default: all), both on the queries ``f_test``.
+
+    Returns:
+        ``{"dim", "knn_top1", "knn_top5", "linear_probe", "linear_probe_weight_decay"}``.
+    """
+    n = len(y_train) if probe_size is None else min(probe_size, len(y_train))
+    knn = knn_accuracy(f_train, y_train, f_test, y_test, k=min(k, len(y_train)), temperature=temperature)
+    probe = linear_probe(f_train[:n], y_train[:n], f_test, y_test, seed=seed)
+    return {
+        "dim": int(f_train.shape[1]),
+        "knn_top1": float(knn.top1),
+        "knn_top5": float(knn.top5),
+        "linear_probe": float(probe.accuracy),
+        "linear_probe_weight_decay": float(probe.weight_decay),
+    }
+
+
 def _scores(features, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor], views, k: int, seed: int) -> dict:
     f_train, f_test = features(train[0]), features(test[0])  # (N, D), (M, D)
-    knn = knn_accuracy(f_train, train[1], f_test, test[1], k=k)
-    probe = linear_probe(f_train, train[1], f_test, test[1], seed=seed)
+    row = knn_and_probe(f_train, train[1], f_test, test[1], k=k, seed=seed)
     retrieval = retrieval_metrics(f_test, f_train, (test[1], train[1]), ks=(1,))
-    row = {"dim": int(f_train.shape[1]), "knn_top1": knn.top1, "knn_top5": knn.top5, "linear_probe": probe.accuracy}
     row.update({"recall@1": retrieval["recall@1"], "map": retrieval["map"], "rankme": rankme(f_test)})
     row["uniformity"] = uniformity(f_test)
     if views is not None:  # alignment: two augmented views of each test image (Wang & Isola 2020)

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from contrastkit.data.labelled import Labelled, hold_out, take
-from contrastkit.eval import knn_accuracy, linear_probe
 from contrastkit.eval.embed_images import embed_images
+from contrastkit.eval.evaluate_encoder import knn_and_probe
 from contrastkit.methods import Method
 from contrastkit.train.config import RunConfig
 from contrastkit.train.data_module import RunDataModule
@@ -69,25 +69,18 @@ def final_evaluation(
     rows = []
     for name, features in encoders.items():
         f_train, f_test = features(train.images), features(scored.images)  # (N, D), (M, D)
-        knn = knn_accuracy(
+        monitor = config.monitor
+        scores = knn_and_probe(
             f_train,
             train.labels,
             f_test,
             scored.labels,
-            k=config.monitor.knn_k,
-            temperature=config.monitor.knn_temperature,
+            monitor.knn_k,
+            monitor.knn_temperature,
+            probe_size,
+            config.seed,
         )
-        probe = linear_probe(f_train[:probe_size], train.labels[:probe_size], f_test, scored.labels, seed=config.seed)
-        rows.append(
-            {
-                "encoder": name,
-                "dim": int(f_train.shape[1]),
-                "knn_top1": float(knn.top1),
-                "knn_top5": float(knn.top5),
-                "linear_probe": float(probe.accuracy),
-                "linear_probe_weight_decay": float(probe.weight_decay),
-            }
-        )
+        rows.append({"encoder": name, **scores})
     result = {
         "train_images": probe_size,
         "knn_bank_images": len(train.labels),

@@ -16,7 +16,7 @@ from contrastkit.data.labelled import hold_out
 from contrastkit.data.load_dataset import load_dataset
 from contrastkit.data.registry import get_dataset
 from contrastkit.data.sequence_dataset import SequenceDataset, load_sequences
-from contrastkit.eval import knn_accuracy, linear_probe
+from contrastkit.eval.evaluate_encoder import knn_and_probe
 from contrastkit.methods import Method, create_method
 from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
 from contrastkit.train.data_module import sharded_sampler
@@ -142,9 +142,9 @@ class SequenceTask(Task):
         rows = []
         for name, features in encoders.items():
             f_train, f_test = features(x_train), features(x_test)  # (N, D), (M, D)
-            knn = knn_accuracy(f_train, y_train, f_test, y_test, k=k, temperature=config.monitor.knn_temperature)
-            probe = linear_probe(f_train, y_train, f_test, y_test, seed=config.seed)
-            row = {"encoder": name, "dim": int(f_train.shape[1]), "knn_top1": knn.top1, "knn_top5": knn.top5}
-            rows.append({**row, "linear_probe": probe.accuracy, "linear_probe_weight_decay": probe.weight_decay})
+            scores = knn_and_probe(
+                f_train, y_train, f_test, y_test, k, config.monitor.knn_temperature, seed=config.seed
+            )
+            rows.append({"encoder": name, **scores})
         scores = {"train_images": len(y_train), "test_images": len(y_test), "items": "sequences", "k": k, "rows": rows}
         return FinalEvaluation(scores, format_table(scores))
