@@ -47,7 +47,14 @@ def test_overrides_apply_with_types():
         ("trainer.precision=fp8", r"trainer.precision must be one of"),
         ("method.name=simclrr", r"unknown method 'simclrr'. Did you mean 'simclr'"),
         ("views.recipe=simcl", r"unknown views recipe 'simcl'. Did you mean 'simclr'"),
-        ("data.batch_size=0", r"data.batch_size must be >= 1"),
+        ("data.batch_size=1", r"data.batch_size must be >= 2 \(a batch's other samples are its negatives\)"),
+        ("optim.lr=inf", r"optim.lr must be a finite number, got inf"),
+        ("optim.weight_decay=nan", r"optim.weight_decay must be a finite number"),
+        ("trainer.max_steps=0", r"trainer.max_steps must be -1 \(no limit\) or >= 1"),
+        ("method.temperature=0", r"method.temperature must be > 0"),
+        ("method.projection_dim=0", r"method.projection_dim must be >= 1"),
+        ("name=../../escape", r"name must be a folder name inside out_dir"),
+        ("name=/tmp/x", r"name must be a folder name inside out_dir"),
         ("data.channels=2", r"data.channels must be 1 or 3"),
         ("data.image_size=0", r"data.image_size must be >= 1"),
         ("optim.lr=-1", r"optim.lr must be > 0"),
@@ -57,6 +64,18 @@ def test_overrides_apply_with_types():
 def test_bad_config_is_refused_with_the_key_and_a_hint(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config("simclr-fashion-mnist", [override])
+
+
+def test_a_yaml_list_is_refused_with_the_files_name(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- method\n- data\n")
+    with pytest.raises(ConfigError, match=r"list\.yaml: a config must be a mapping of sections"):
+        load_config(path, ["trainer.max_epochs=1"])
+
+
+def test_overwrite_and_resume_together_are_refused():
+    with pytest.raises(ConfigError, match="give one of them"):
+        load_config("simclr-fashion-mnist", ["overwrite=true", "resume=last"])
 
 
 def test_unknown_recipe_and_bad_yaml(tmp_path):

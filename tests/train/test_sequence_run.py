@@ -72,6 +72,6 @@ def test_npy_signals_train_and_bad_files_are_refused_by_name(tmp_path):
     assert result.final_eval["test_images"] == 60  # a held-out fifth of the 300 labelled signals
     np.save(tmp_path / "bad.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match=r"bad\.npy: not a plain numeric \.npy file"):
-        train(load_config("cpc-signals", [f"data.path={tmp_path / 'bad.npy'}", f"out_dir={tmp_path}"]))
+        train(load_config("cpc-signals", [f"data.path={tmp_path / 'bad.npy'}", f"out_dir={tmp_path}", "name=bad"]))
     with pytest.raises(ValueError, match="'digits' holds images"):
-        train(load_config("cpc-signals", ["data.name=digits", f"out_dir={tmp_path}"]))
+        train(load_config("cpc-signals", ["data.name=digits", f"out_dir={tmp_path}", "name=images"]))

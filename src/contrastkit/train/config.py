@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +55,10 @@ class DataConfig:
     # classes worded nowhere read as their names
 
     def __post_init__(self) -> None:
-        _check_range("data.batch_size", self.batch_size, low=1)
+        if self.batch_size < 2:  # a contrastive loss needs other samples; BatchNorm needs two values per channel
+            raise ConfigError(
+                f"data.batch_size must be >= 2 (a batch's other samples are its negatives), got {self.batch_size}"
+            )
         _check_range("data.num_workers", self.num_workers, low=0)
         if self.image_size is not None:
             _check_range("data.image_size", self.image_size, low=1)
@@ -124,6 +128,8 @@ class TrainerConfig:
                 f"{_hint(self.precision, PRECISIONS)}"
             )
         _check_range("trainer.max_epochs", self.max_epochs, low=1)
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 1, got {self.max_steps}")
         _check_range("trainer.num_nodes", self.num_nodes, low=1)
         _check_range("trainer.accumulate_grad_batches", self.accumulate_grad_batches, low=1)
         _check_range("trainer.grad_cache_chunk_size", self.grad_cache_chunk_size, low=0)
@@ -163,6 +169,7 @@ class RunConfig:
     out_dir: str = "runs"  # parent folder of the run folders
     seed: int = 0  # seeds python, numpy, torch and the DataLoader workers
     resume: str | None = None  # a checkpoint to resume from ("last": the run's own last.ckpt)
+    overwrite: bool = False  # start over in an existing run folder, replacing its run (else such a folder is refused)
     method: Any = None  # {name: simclr, <the method's constructor parameters>}
     views: Any = None  # {recipe: simclr, <the views recipe's constructor parameters>}
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -171,6 +178,13 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     final_eval: FinalEvalConfig = field(default_factory=FinalEvalConfig)
+
+    def __post_init__(self) -> None:
+        name = str(self.name)
+        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name or Path(name).is_absolute():
+            raise ConfigError(f"name must be a folder name inside out_dir (no '/', '..'), got {name!r}")
+        if self.overwrite and self.resume is not None:
+            raise ConfigError("overwrite=true starts the run over and resume= continues it: give one of them")
 
     @property
     def run_dir(self) -> Path:
@@ -184,6 +198,8 @@ def _hint(value: str, valid: typing.Iterable[str]) -> str:
 
 
 def _check_range(key: str, value: float, low: float | None = None, high: float | None = None, strict=False) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
     if low is not None and (value <= low if strict else value < low):
         raise ConfigError(f"{key} must be {'>' if strict else '>='} {low}, got {value}")
     if high is not None and value > high:
@@ -358,7 +374,7 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
         ConfigError: unknown recipe or key (with the closest valid name), wrong type (with the expected type),
             a value out of range, or a malformed override.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
@@ -370,6 +386,8 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
                 raw = OmegaConf.load(path)
             except Exception as e:  # YAML syntax errors come as several exception types
                 raise ConfigError(f"{path}: not a valid YAML config: {e}") from None
+            if not isinstance(raw, DictConfig):
+                raise ConfigError(f"{path}: a config must be a mapping of sections (method:, data:, ...), not a list")
         for item in overrides:
             if "=" not in item or item.startswith("="):
                 raise ConfigError(f"override {item!r} must look like section.key=value (e.g. trainer.max_epochs=5)")
@@ -377,7 +395,10 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot read the config: {str(e).splitlines()[0]}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"a config must be a mapping of sections, got {type(values).__name__}")
+        where = "the config" if isinstance(recipe, dict) else str(recipe_path(recipe))
+        raise ConfigError(
+            f"{where}: a config must be a mapping of sections (method:, data:, ...), got a {type(values).__name__}"
+        )
     values.pop("description", None)
     method_values = dict(values.pop("method", None) or {})
     views_values = dict(values.pop("views", None) or {})
@@ -390,6 +411,7 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
     method = dataclasses.asdict(_merge("method", schema, method_values))
     config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
+    _check_method_values(config.method)
     if not _task_class(method_cls.task).takes_views:  # text pairs, sequences: no images, no views
         if views_values:
             raise ConfigError(
@@ -410,6 +432,18 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
         if key in config.views:
             config.views[key] = None
     return config
+
+
+def _check_method_values(method: dict[str, Any]) -> None:
+    """The ranges every method shares by name, checked before any data is read: temperatures are > 0 (a logit
+    divisor), sizes (``*_dim``) are >= 1; the method's own constructor checks the rest when it is built."""
+    for key, value in method.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if "temperature" in key:
+            _check_range(f"method.{key}", float(value), low=0.0, strict=True)
+        elif key.endswith("_dim"):
+            _check_range(f"method.{key}", value, low=1)
 
 
 def _check_pretrained(path: str) -> None:

@@ -21,6 +21,7 @@ from contrastkit.backbones import save_encoder
 from contrastkit.methods import Method, get_method
 from contrastkit.train.checkpoint_io import AtomicCheckpointIO
 from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
+from contrastkit.train.run_folder import check_resume, refuse_earlier_run, remove_earlier_run
 from contrastkit.train.tasks import build_method, build_views, encoder_info, get_task
 
 
@@ -28,14 +29,20 @@ class InterruptCheckpoint(pl.Callback):
     """Saves ``path`` when training stops on an exception or Ctrl-C (the epoch checkpoints stay untouched).
 
     Unlike Lightning's ``OnExceptionCheckpoint`` it does not make ``fit`` resume from it implicitly: a run resumes
-    only when ``resume`` says so.
+    only when ``resume`` says so. Nothing is saved when the run stopped before training a step (a failed start
+    must not replace an earlier ``interrupted.ckpt`` with an untrained model).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start_step = trainer.global_step
+
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        trainer.save_checkpoint(self.path)
+        start = getattr(self, "start_step", None)
+        if start is not None and trainer.global_step > start:  # only when this session trained something to keep
+            trainer.save_checkpoint(self.path)
 
 
 @dataclass
@@ -173,14 +180,18 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     task = get_task(get_method(config.method["name"]).task)(config)
     run_dir = config.run_dir
     resume = resolve_resume(config)  # before anything is read or written
+    refuse_earlier_run(config)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     task.setup()  # reads the data, builds the method; refuses what cannot train
     check_grad_cache(config, task.method)
     initial = copy.deepcopy(task.method)  # the random-init (or pretrained) baseline of the final evaluation
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     info = task.encoder_info()
     module = task.lit_module(info)
+    if resume is not None:
+        check_resume(resume, config, module)  # a checkpoint that does not fit is refused before anything is written
+    remove_earlier_run(config)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     checkpoints = run_dir / "checkpoints"
     all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints)]
     trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))

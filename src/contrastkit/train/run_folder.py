@@ -1,0 +1,87 @@
+"""What a run may do to its folder: never start over an earlier run unless told to, and never resume from a
+checkpoint that does not fit, so that a mistyped command destroys nothing (checked before anything is written)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
+
+# what a run writes in its folder (report.html comes from `contrastkit report`)
+RUN_OUTPUTS = ("config.json", "checkpoints", "logs", "tensorboard", "encoder.safetensors", "encoder.json",
+               "final_eval.json", "report.html")  # fmt: skip
+# settings a resumed run cannot change: they decide the weights' shapes and meaning
+FIXED_ON_RESUME = ("method", "backbone")
+
+
+def refuse_earlier_run(config: RunConfig) -> None:
+    """Refuse to start over an earlier run in ``config.run_dir`` unless ``resume=`` continues it or
+    ``overwrite=true`` replaces it. Checked before any data is read; nothing is written.
+
+    Raises:
+        ConfigError: the folder holds a run and neither ``resume`` nor ``overwrite`` is set.
+    """
+    found = _run_outputs(config.run_dir)
+    if found and config.resume is None and not config.overwrite:
+        raise ConfigError(
+            f"{config.run_dir} holds a run already ({', '.join(found)}): continue it with resume=last, replace it "
+            "with overwrite=true, or give this run another name=..."
+        )
+
+
+def remove_earlier_run(config: RunConfig) -> None:
+    """With ``overwrite=true``, remove the earlier run's outputs (so nothing stale stays beside the new ones); called
+    once everything else has been checked, just before the new run writes."""
+    if config.overwrite:
+        for name in _run_outputs(config.run_dir):
+            path = config.run_dir / name
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _run_outputs(run_dir: Path) -> list[str]:
+    return [name for name in RUN_OUTPUTS if (run_dir / name).exists()]
+
+
+def _differences(saved: Any, current: Any, prefix: str) -> list[str]:
+    """``key (saved -> current)`` for every leaf that differs between two nested config sections."""
+    if isinstance(saved, dict) and isinstance(current, dict):
+        keys = sorted(set(saved) | set(current))
+        return [d for k in keys for d in _differences(saved.get(k), current.get(k), f"{prefix}.{k}")]
+    return [] if saved == current else [f"{prefix} ({saved!r} -> {current!r})"]
+
+
+def check_resume(path: str, config: RunConfig, module: torch.nn.Module) -> None:
+    """Refuse, before anything is written, a checkpoint that cannot continue this run: unreadable or truncated, not
+    from ``contrastkit train``, trained with another method or architecture (the differing keys are named), or
+    holding weights that do not fit the module.
+
+    Raises:
+        ConfigError: what is wrong, and what to do instead.
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"resume: {path} cannot be read as a checkpoint ({first}); it is left as it was") from None
+    info = (ckpt.get("contrastkit") or {}).get("info") if isinstance(ckpt, dict) else None
+    if not info or "state_dict" not in ckpt:
+        raise ConfigError(f"resume: {path} is not a contrastkit train checkpoint")
+    saved, current = info.get("config") or {}, config_to_dict(config)
+    changed = [d for section in FIXED_ON_RESUME for d in _differences(saved.get(section), current[section], section)]
+    if saved and changed:
+        raise ConfigError(
+            f"resume: {path} was trained with other settings that cannot change on resume: {'; '.join(changed)}. "
+            "Resume with the checkpoint's settings, or start a new run (another name=, or overwrite=true)"
+        )
+    ours = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}
+    bad = sorted(set(ours) ^ set(theirs)) + sorted(k for k in set(ours) & set(theirs) if ours[k] != theirs[k])
+    if bad:
+        raise ConfigError(
+            f"resume: {path} holds weights that do not fit this run's model ({len(bad)} keys differ, e.g. "
+            f"{', '.join(bad[:3])}); resume with the settings it was trained with"
+        )
