@@ -34,8 +34,8 @@ $(CHROMIUM):
 # 60,000 training images and linear-probe accuracy (probes fitted on 10,000 of them, to keep the demo short) next to
 # the random-init encoder and raw pixels, and the run's HTML report (runs/demo/report.html). Fashion-MNIST when
 # present, else scikit-learn's digits.
-DEMO_FMNIST := name=demo final_eval.knn_bank_size=60000
-DEMO_DIGITS := name=demo
+DEMO_FMNIST := name=demo overwrite=true final_eval.knn_bank_size=60000
+DEMO_DIGITS := name=demo overwrite=true
 demo: $(STAMP) | $(FMNIST)
 	@if $(PY) -c "from contrastkit.data import load_dataset; load_dataset('fashion-mnist')" 2>/dev/null; then \
 	  $(VENV)/bin/contrastkit train simclr-fashion-mnist $(DEMO_FMNIST); \
