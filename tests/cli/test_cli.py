@@ -103,3 +103,31 @@ def test_load_encoder_refuses_other_files(tmp_path):
         contrastkit.load_encoder(junk)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         contrastkit.load_encoder(tmp_path / "missing.safetensors")
+
+
+def test_an_unexpected_error_is_one_line_without_traceback_unless_debug(monkeypatch, tmp_path, capsys):
+    import errno
+
+    import contrastkit.train.fit as fit
+
+    def boom(config):
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(fit, "train", boom)
+    args = ["train", "simclr-fashion-mnist", f"out_dir={tmp_path}"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "contrastkit train: error: RuntimeError: boom (run `contrastkit --debug train ...` for the traceback)"
+    )
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["--debug", *args])
+
+    def full(config):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "last.ckpt"))
+
+    monkeypatch.setattr(fit, "train", full)
+    assert main(args) == 1
+    assert capsys.readouterr().err.strip() == (
+        f"contrastkit train: error: No space left on device ({tmp_path / 'last.ckpt'})"
+    )

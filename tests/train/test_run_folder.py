@@ -74,9 +74,9 @@ def test_a_truncated_checkpoint_is_refused_by_name_and_nothing_is_replaced(finis
     assert snapshot(finished.run_dir) == before
 
 
-def test_a_run_that_trained_nothing_saves_no_interrupted_checkpoint(tmp_path):
+def test_a_run_that_trained_nothing_saves_no_interrupted_checkpoint(tmp_path, capsys):
     saved = []
-    trainer = SimpleNamespace(global_step=7, save_checkpoint=saved.append)
+    trainer = SimpleNamespace(global_step=7, save_checkpoint=saved.append, is_global_zero=True, datamodule=None)
     callback = InterruptCheckpoint(tmp_path / "interrupted.ckpt")
     callback.on_exception(trainer, None, RuntimeError("failed while loading"))  # before training started
     callback.on_train_start(trainer, None)
@@ -84,3 +84,9 @@ def test_a_run_that_trained_nothing_saves_no_interrupted_checkpoint(tmp_path):
     trainer.global_step = 8
     callback.on_exception(trainer, None, KeyboardInterrupt())  # one step trained: worth keeping
     assert saved == [tmp_path / "interrupted.ckpt"]
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "contrastkit: training stopped by RuntimeError at step 7; no step to keep: start it again"
+    assert err[-1] == (
+        f"contrastkit: training interrupted at step 8; continue with the same command and "
+        f"resume={tmp_path / 'interrupted.ckpt'}"
+    )

@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("train", help="train an encoder from a recipe or YAML config, with key=value overrides")
     p.add_argument("recipe", metavar="RECIPE_OR_CONFIG", help="a built-in recipe (contrastkit recipes) or a .yaml file")
@@ -348,6 +349,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"contrastkit {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a read-only folder, a lost mount: what failed, where, and no traceback
+        if args.debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"contrastkit {args.command}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if args.debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"contrastkit {args.command}: error: {type(e).__name__}: {first} (run `contrastkit --debug "
+            f"{args.command} ...` for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

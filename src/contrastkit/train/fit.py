@@ -6,6 +6,7 @@ import contextlib
 import copy
 import importlib.util
 import json
+import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -41,8 +42,19 @@ class InterruptCheckpoint(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         start = getattr(self, "start_step", None)
-        if start is not None and trainer.global_step > start:  # only when this session trained something to keep
+        saved = start is not None and trainer.global_step > start  # only when this session trained something
+        if saved:
             trainer.save_checkpoint(self.path)
+        if not trainer.is_global_zero:
+            return
+        why = "interrupted" if isinstance(exception, KeyboardInterrupt) else f"stopped by {type(exception).__name__}"
+        last = self.path.with_name("last.ckpt")
+        resume = self.path if saved else last if last.is_file() else None
+        then = f"continue with the same command and resume={resume}" if resume else "no step to keep: start it again"
+        print(f"contrastkit: training {why} at step {trainer.global_step}; {then}", file=sys.stderr)
+        skips = getattr(getattr(trainer, "datamodule", None), "skips", None)
+        if skips is not None and skips.count:
+            print(skips.summary(total=None), file=sys.stderr)
 
 
 @dataclass
