@@ -95,6 +95,14 @@ def test_skip_report_counts_lists_and_resets():
     assert report.count == 0 and report.items == []
 
 
+def test_a_file_met_every_epoch_is_counted_and_listed_once():
+    report = SkipReport()
+    for _epoch in range(3):
+        report.add([Skipped("a.jpg", "empty file"), Skipped("b.jpg", "truncated image", "OSError: x")])
+    assert report.count == 2 and [s.path for s in report.items] == ["a.jpg", "b.jpg"]
+    assert report.summary(total=300).startswith("Skipped 2 of 300")
+
+
 def test_track_records_skipped_and_hides_empty_batches():
     batches = [
         ([torch.zeros(2, 3)], torch.tensor([0, 1]), [Skipped("x", "empty file")]),

@@ -41,3 +41,33 @@ def test_train_on_a_folder_of_images_with_a_corrupt_file(tmp_path, capsys):
     assert result.monitor and 0.0 <= result.monitor[0]["knn/top1"] <= 1.0  # class folders give labels
     info = (result.run_dir / "encoder.json").read_text()
     assert '"in_chans": 3' in info and '"input_size": 16' in info
+
+
+def test_a_folder_of_small_grayscale_images_is_read_at_their_own_size(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(24):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8), mode="L").save(
+                tmp_path / "images" / label / f"{i}.png"
+            )
+    config = load_config(
+        "simclr-fashion-mnist",
+        [
+            f"data.path={tmp_path / 'images'}",
+            "data.batch_size=16",
+            "data.num_workers=0",
+            "trainer.max_steps=1",
+            "trainer.max_epochs=1",
+            "trainer.accelerator=cpu",
+            "trainer.enable_progress_bar=false",
+            "final_eval.enabled=false",
+            f"out_dir={tmp_path / 'runs'}",
+        ],
+    )
+    result = train(config)
+    assert "read at 28 x 28 pixels, 1 channel(s) (from its images" in capsys.readouterr().out
+    info = (result.run_dir / "encoder.json").read_text()
+    assert '"in_chans": 1' in info and '"input_size": 28' in info  # not 256 x 256 RGB
+    # 48 labelled images, fewer than monitor.query_size: the monitor scales down (a fifth held out as queries)
+    assert result.monitor and 0.0 <= result.monitor[0]["knn/top1"] <= 1.0

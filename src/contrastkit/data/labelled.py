@@ -37,6 +37,24 @@ class FixedSizeImages(Dataset):
         return resize_center_crop(match_channels(image, self.channels), self.size), target
 
 
+def image_geometry(dataset: Any, probe: int = 32, largest: int = 256) -> tuple[int, int]:
+    """``(channels, size)`` that fit a folder's images: 1 channel when every probed image is grayscale (else 3), and
+    the smallest shorter side among them (at most ``largest``), from the first ``probe`` readable images, so a
+    folder of 28-pixel grayscale images is read at 28 x 28 x 1, not 256 x 256 x 3. ``(3, largest)`` when none reads."""
+    channels, size, seen = 1, largest, 0
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if isinstance(item, Skipped):
+            continue
+        image = item[0]  # uint8 (C, H, W)
+        channels = max(channels, int(image.shape[0]))
+        size = min(size, int(min(image.shape[-2:])))
+        seen += 1
+        if seen == probe:
+            break
+    return (channels, size) if seen else (3, largest)
+
+
 def hold_out(order: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     """``(held, rest)``: the first ``size`` indices of a shuffled ``order``, at most a fifth of it, held out for
     scoring (the rest to train or fit on), when a data set has no test split of its own."""

@@ -195,20 +195,22 @@ class SkipReport:
 
     def __init__(self) -> None:
         self._items: list[Skipped] = []
+        self._seen: set[tuple[str, str]] = set()
 
     def add(self, skipped: Skipped | Iterable[Skipped]) -> None:
-        """Record one :class:`Skipped` or any iterable of them (e.g. the list a collate function returned)."""
-        if isinstance(skipped, Skipped):
-            self._items.append(skipped)
-            return
-        for item in skipped:
+        """Record one :class:`Skipped` or any iterable of them (e.g. the list a collate function returned). A file
+        met again (every epoch reads it) is counted and listed once."""
+        for item in [skipped] if isinstance(skipped, Skipped) else skipped:
             if not isinstance(item, Skipped):
                 raise TypeError(f"SkipReport.add expects Skipped items, got {type(item).__name__}")
-            self._items.append(item)
+            key = (str(item.path), item.reason)
+            if key not in self._seen:
+                self._seen.add(key)
+                self._items.append(item)
 
     @property
     def count(self) -> int:
-        """How many samples were skipped since the last :meth:`reset`."""
+        """How many distinct samples were skipped since the last :meth:`reset`."""
         return len(self._items)
 
     def __len__(self) -> int:
@@ -224,8 +226,9 @@ class SkipReport:
         return dict(Counter(item.reason for item in self._items).most_common())
 
     def reset(self) -> None:
-        """Forget everything recorded: call at the start of each epoch."""
+        """Forget everything recorded."""
         self._items.clear()
+        self._seen.clear()
 
     def track(self, batches: Iterable[Any]) -> Iterator[Any]:
         """Iterate a DataLoader whose batches end with the skipped list, recording it and hiding empty batches.

@@ -42,8 +42,9 @@ class DataConfig:
     root: str | None = None  # where built-in data sets are stored (default $CONTRASTKIT_DATA or ~/.cache)
     download: bool = False  # let a built-in data set download missing files
     image_size: int | None = None  # path data: images are resized (shorter side) and centre-cropped to this
-    # (None: 256)
-    channels: int | None = None  # 1 or 3 channels for the views (None: the data set's own)
+    # (None: the images' own shorter side, probed on the first ones, at most 256)
+    channels: int | None = None  # 1 or 3 channels for the views (None: the data set's own; a folder's: 1 when its
+    # images are grayscale)
     batch_size: int = 256  # images per process per step (the global batch is this x processes x nodes)
     num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
     train_fraction: float = 1.0  # use this fraction of the training set (a fixed random subset), for quick runs

@@ -16,13 +16,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
 from contrastkit.data.class_captions import ClassCaptions, class_wordings
 from contrastkit.data.image_text_pairs import ImageTextDataset
-from contrastkit.data.labelled import FixedSizeImages, Labelled, take  # noqa: F401  (imported from here too)
+from contrastkit.data.labelled import FixedSizeImages, Labelled, hold_out, image_geometry, take  # noqa: F401  (imported from here too)
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
 from contrastkit.data.skip_report import Skipped, check_not_empty
 from contrastkit.train.config import DataConfig
 
-DEFAULT_PATH_IMAGE_SIZE = 256  # path data: images are brought to this size before the views crop them
+DEFAULT_PATH_IMAGE_SIZE = 256  # path data: the largest size images are brought to when data.image_size is unset
 
 
 class ArrayBatches(Dataset):
@@ -134,9 +134,16 @@ class RunDataModule(pl.LightningDataModule):
             self.image_size = int(train.images.shape[-1])
         elif isinstance(train, ArrayImageDataset):
             self.channels, self.image_size = config.channels, int(train.images.shape[-1])
-        else:
-            self.channels = config.channels or 3
-            self.image_size = config.image_size or DEFAULT_PATH_IMAGE_SIZE
+        else:  # path data: the sizes the config gives, else the images' own (probed on the first ones)
+            channels, size = (config.channels, config.image_size)
+            if channels is None or size is None:
+                found = image_geometry(train, largest=DEFAULT_PATH_IMAGE_SIZE)
+                channels, size = channels or found[0], size or found[1]
+                print(
+                    f"data: {source} read at {size} x {size} pixels, {channels} channel(s) (from its images; set "
+                    "data.image_size / data.channels to choose)"
+                )
+            self.channels, self.image_size = channels, size
             train = FixedSizeImages(train, self.image_size, self.channels)
             test = None
         rng = np.random.default_rng(seed)
@@ -150,10 +157,14 @@ class RunDataModule(pl.LightningDataModule):
             if test is not None:
                 self.bank = take(train, order[:bank_size])
                 self.queries = take(test, rng.permutation(len(test))[:query_size])
-            else:
-                self.queries = take(train, order[:query_size])
-                self.bank = take(train, order[query_size : query_size + bank_size])
-            if len(self.bank.labels) == 0 or len(self.queries.labels) == 0:
+            else:  # queries held out of the training images: at most a fifth, so small folders keep a bank
+                held, rest = hold_out(order, query_size)
+                self.queries, self.bank = take(train, held), take(train, rest[:bank_size])
+            if len(self.bank.labels) < 2 or len(self.queries.labels) == 0:
+                print(
+                    f"data: {source} has too few labelled images for a kNN bank and queries ({len(self.bank.labels)} "
+                    f"and {len(self.queries.labels)}): no kNN monitor and no final kNN / probe table"
+                )
                 self.bank = self.queries = None
         self.test_set = test
         self.source = source
