@@ -51,6 +51,7 @@ def test_overrides_apply_with_types():
         ("optim.lr=inf", r"optim.lr must be a finite number, got inf"),
         ("optim.weight_decay=nan", r"optim.weight_decay must be a finite number"),
         ("trainer.max_steps=0", r"trainer.max_steps must be -1 \(no limit\) or >= 1"),
+        ("trainer.on_nonfinite=ignore", r"trainer.on_nonfinite must be stop or skip"),
         ("method.temperature=0", r"method.temperature must be > 0"),
         ("method.projection_dim=0", r"method.projection_dim must be >= 1"),
         ("name=../../escape", r"name must be a folder name inside out_dir"),

@@ -32,11 +32,19 @@ def check_same(name_a: str, a: Tensor, name_b: str, b: Tensor, dims: slice = sli
         raise ValueError(f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}")
 
 
+class NonFiniteError(ValueError):
+    """A loss's input holds NaN or inf values (training diverged, or bad inputs)."""
+
+
 def check_finite(name: str, x: Tensor) -> None:
-    """Refuse NaN or inf values (costs one pass over ``x``; losses expose ``check_finite=False`` to skip)."""
+    """Refuse NaN or inf values (costs one pass over ``x``; losses expose ``check_finite=False`` to skip).
+
+    Raises:
+        NonFiniteError: how many values are not finite.
+    """
     if not bool(torch.isfinite(x).all()):
         bad = int((~torch.isfinite(x)).sum())
-        raise ValueError(f"{name} contains {bad} non-finite values (NaN or inf); shape {tuple(x.shape)}")
+        raise NonFiniteError(f"{name} contains {bad} non-finite values (NaN or inf); shape {tuple(x.shape)}")
 
 
 def check_labels(name: str, labels: Tensor, n: int) -> Tensor:

@@ -120,6 +120,8 @@ class TrainerConfig:
     log_every_n_steps: int = 10  # logging interval in steps
     limit_train_batches: float = 1.0  # fraction (<= 1.0) or number (> 1) of batches per epoch
     deterministic: bool = False  # deterministic kernels (slower)
+    on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" (name the step and the usual causes) or "skip" the batch
+    nonfinite_limit: int = 10  # with on_nonfinite=skip: stop once more batches than this were skipped
     enable_progress_bar: bool = True  # the progress bar on the terminal
 
     def __post_init__(self) -> None:
@@ -129,6 +131,11 @@ class TrainerConfig:
                 f"{_hint(self.precision, PRECISIONS)}"
             )
         _check_range("trainer.max_epochs", self.max_epochs, low=1)
+        if self.on_nonfinite not in ("stop", "skip"):
+            raise ConfigError(f"trainer.on_nonfinite must be stop or skip, got {self.on_nonfinite!r}")
+        if self.on_nonfinite == "skip" and self.grad_cache_chunk_size > 0:
+            raise ConfigError("trainer.on_nonfinite=skip does not work with gradient caching: use stop")
+        _check_range("trainer.nonfinite_limit", self.nonfinite_limit, low=0)
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 1, got {self.max_steps}")
         _check_range("trainer.num_nodes", self.num_nodes, low=1)

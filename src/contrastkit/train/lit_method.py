@@ -22,11 +22,16 @@ import torch
 from torch import Tensor
 
 from contrastkit.data.class_captions import ClassCaptions
+from contrastkit.losses.validation import NonFiniteError
 from contrastkit.methods import Method, Progress
 from contrastkit.train.config import OptimConfig
 from contrastkit.train.grad_cache import GradCache, average_gradients
 from contrastkit.train.optim import SchedulePlan, WarmupCosine, build_optimizer, build_scheduler, plan_schedule
 from contrastkit.views import MultiViews
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training met a NaN or inf loss (``trainer.on_nonfinite``): the step, the loss's parts and the usual causes."""
 
 
 def rng_state() -> dict[str, Any]:
@@ -88,6 +93,9 @@ class LitMethod(pl.LightningModule):
             epoch and the batch index.
         captions: turns a batch's class ids into captions (image-text methods on labelled images), its templates
             drawn after the views from the same per-batch generator.
+        on_nonfinite: a NaN or inf loss (or loss input): ``"stop"`` with :class:`NonFiniteLossError` naming the step,
+            the loss's parts and the usual causes, or ``"skip"`` the batch (no update), at most ``nonfinite_limit``
+            times. Costs one host sync per step (the loss is read).
     """
 
     def __init__(
@@ -103,8 +111,13 @@ class LitMethod(pl.LightningModule):
         channels_last: bool = False,
         seed: int = 0,
         captions: ClassCaptions | None = None,
+        on_nonfinite: str = "stop",
+        nonfinite_limit: int = 10,
     ) -> None:
         super().__init__()
+        if on_nonfinite not in ("stop", "skip"):
+            raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
+        self.on_nonfinite, self.nonfinite_limit, self.nonfinite_skipped = on_nonfinite, int(nonfinite_limit), 0
         self.seed = int(seed)
         self.captions = captions
         self.channels_last = bool(channels_last) and views is not None
@@ -167,11 +180,23 @@ class LitMethod(pl.LightningModule):
         if self.channels_last:
             views = [v.contiguous(memory_format=torch.channels_last) for v in views]
         labels = targets if self.use_labels else None
-        if self.grad_cache is None:
-            out = self.method(views, labels)
-        else:  # forward and backward of the whole batch, chunk by chunk (the loss scaled 1/k, as Lightning does)
-            k = self.accumulate_grad_batches
-            out = self.grad_cache(views, labels, backward=lambda loss: self.manual_backward(loss / k))
+        out, problem = None, None
+        try:
+            if self.grad_cache is None:
+                out = self.method(views, labels)
+            else:  # forward and backward of the whole batch, chunk by chunk (the loss scaled 1/k, as Lightning does)
+                k = self.accumulate_grad_batches
+                out = self.grad_cache(views, labels, backward=lambda loss: self.manual_backward(loss / k))
+        except NonFiniteError as e:
+            problem = str(e)
+        if out is not None and not bool(torch.isfinite(out.loss.detach())):
+            problem = f"the loss is {float(out.loss.detach())}"
+        if self.on_nonfinite == "skip" and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor(float(problem is not None), device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)  # every process skips together
+            problem = problem or ("another process's loss was not finite" if flag.item() else None)
+        if problem is not None:
+            return self._nonfinite(problem, out)
         batch_size = len(images)
         for name, value in out.metrics.items():
             self.log(f"train/{name}", value, prog_bar=name == "loss", batch_size=batch_size, sync_dist=True)
@@ -179,6 +204,26 @@ class LitMethod(pl.LightningModule):
         if self.grad_cache is not None:
             self._manual_optimizer_step(batch_idx)
         return out.loss
+
+    def _nonfinite(self, problem: str, out: Any) -> None:
+        """Stop with the step, the loss's parts and the usual causes, or skip the batch (``on_nonfinite``)."""
+        parts = ", ".join(f"{k} {float(v):.4g}" for k, v in out.metrics.items()) if out is not None else ""
+        message = (
+            f"step {self.trainer.global_step}: {problem}{f' ({parts})' if parts else ''}. Usual causes: a learning "
+            "rate too high (optim.lr), a temperature too low, fp16 overflow (trainer.precision=bf16-mixed or 32-true) "
+            "or bad inputs"
+        )
+        if self.on_nonfinite == "stop":
+            raise NonFiniteLossError(f"{message}; trainer.on_nonfinite=skip skips such batches")
+        self.nonfinite_skipped += 1
+        if self.nonfinite_skipped > self.nonfinite_limit:
+            raise NonFiniteLossError(
+                f"{message}; {self.nonfinite_skipped} batches skipped, more than trainer.nonfinite_limit="
+                f"{self.nonfinite_limit}"
+            )
+        if self.trainer.is_global_zero:
+            print(f"contrastkit: skipped batch {self.nonfinite_skipped} of at most {self.nonfinite_limit}: {message}")
+        return None
 
     def _manual_optimizer_step(self, batch_idx: int) -> None:
         """What Lightning's automatic loop does after backward: step every k batches (and at the end of the

@@ -106,6 +106,8 @@ def lit_method(
         channels_last=t.channels_last and views is not None,
         seed=config.seed,
         captions=captions,
+        on_nonfinite=t.on_nonfinite,
+        nonfinite_limit=t.nonfinite_limit,
     )
 
 
