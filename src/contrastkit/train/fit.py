@@ -180,6 +180,12 @@ def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
     return [last, InterruptCheckpoint(checkpoints / "interrupted.ckpt")]
 
 
+def remove_stale_temporaries(checkpoints: Path) -> None:
+    """Temporary checkpoint files a killed write left behind (``.last.ckpt.*.tmp``): never a checkpoint."""
+    for tmp in checkpoints.glob(".*.ckpt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Train ``config``'s method; write checkpoints, logs, the encoder file and the final evaluation.
 
@@ -205,6 +211,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     checkpoints = run_dir / "checkpoints"
+    remove_stale_temporaries(checkpoints)
     all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints)]
     trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
     with known_lightning_warnings_silenced():
