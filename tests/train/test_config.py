@@ -146,3 +146,8 @@ def test_sizes_and_channels_left_unset_are_none_meaning_the_datas_own():
     assert config.views["input_size"] == 24 and config.views["channels"] is None and config.data.channels == 3
     again = load_config(config_to_dict(config))  # a saved config.json reads back the same, None included
     assert again.views == config.views and again.data == config.data
+
+
+def test_an_override_whose_value_yaml_cannot_read_is_named():
+    with pytest.raises(ConfigError, match=r"""override 'backbone.name="': the value is not valid YAML"""):
+        load_config("simclr-fashion-mnist", ['backbone.name="'])

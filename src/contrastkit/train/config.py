@@ -382,6 +382,7 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
         ConfigError: unknown recipe or key (with the closest valid name), wrong type (with the expected type),
             a value out of range, or a malformed override.
     """
+    import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -396,10 +397,16 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
                 raise ConfigError(f"{path}: not a valid YAML config: {e}") from None
             if not isinstance(raw, DictConfig):
                 raise ConfigError(f"{path}: a config must be a mapping of sections (method:, data:, ...), not a list")
+        dotlist = []
         for item in overrides:
             if "=" not in item or item.startswith("="):
                 raise ConfigError(f"override {item!r} must look like section.key=value (e.g. trainer.max_epochs=5)")
-        values = OmegaConf.to_container(OmegaConf.merge(raw, OmegaConf.from_dotlist(list(overrides))), resolve=True)
+            try:  # one by one, so that a value YAML cannot read is named
+                dotlist.append(OmegaConf.from_dotlist([item]))
+            except yaml.YAMLError as e:
+                first = str(e).strip().splitlines()[0]
+                raise ConfigError(f"override {item!r}: the value is not valid YAML ({first}); quote it") from None
+        values = OmegaConf.to_container(OmegaConf.merge(raw, *dotlist), resolve=True)
     except OmegaConfBaseException as e:
         raise ConfigError(f"cannot read the config: {str(e).splitlines()[0]}") from None
     if not isinstance(values, dict):
