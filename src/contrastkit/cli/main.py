@@ -42,7 +42,8 @@ def _train(args: argparse.Namespace) -> int:
     if result.encoder is not None:
         print(f"\nrun folder: {result.run_dir}")
         print(f"  encoder:     {result.encoder}  (contrastkit.load_encoder)")
-        again = " ".join([args.recipe, *[o for o in args.overrides if not o.startswith("resume=")], "resume=last"])
+        kept = [o for o in args.overrides if not o.startswith(("resume=", "overwrite="))]  # resume continues it
+        again = " ".join([args.recipe, *kept, "resume=last"])
         print(f"  checkpoint:  {result.checkpoint}  (continue with: contrastkit train {again})")
         print(f"  logs:        {result.run_dir / 'logs' / 'metrics.csv'}")
     return 0
