@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
@@ -36,13 +37,13 @@ class InterruptCheckpoint(pl.Callback):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.start_step: int | None = None  # the step training started at in this session (None: not started)
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start_step = trainer.global_step
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        start = getattr(self, "start_step", None)
-        saved = start is not None and trainer.global_step > start  # only when this session trained something
+        saved = self.start_step is not None and trainer.global_step > self.start_step  # this session trained a step
         if saved:
             trainer.save_checkpoint(self.path)
         if not trainer.is_global_zero:
@@ -198,18 +199,22 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     task = get_task(get_method(config.method["name"]).task)(config)
     run_dir = config.run_dir
     resume = resolve_resume(config)  # before anything is read or written
-    refuse_earlier_run(config)
+    first = rank_zero_only.rank == 0  # other processes find the run folder rank 0 has just started: not an earlier run
+    if first:
+        refuse_earlier_run(config)
     pl.seed_everything(config.seed, workers=True, verbose=False)
     task.setup()  # reads the data, builds the method; refuses what cannot train
     check_grad_cache(config, task.method)
-    initial = copy.deepcopy(task.method)  # the random-init (or pretrained) baseline of the final evaluation
+    # the random-init (or pretrained) baseline of the final evaluation: a copy only when there will be one
+    initial = copy.deepcopy(task.method) if config.final_eval.enabled else None
     info = task.encoder_info()
     module = task.lit_module(info)
     if resume is not None:
         check_resume(resume, config, module)  # a checkpoint that does not fit is refused before anything is written
-    remove_earlier_run(config)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+    if first:  # one process writes: another would make rank 0 see an earlier run that is this one
+        remove_earlier_run(config)
+        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     checkpoints = run_dir / "checkpoints"
     remove_stale_temporaries(checkpoints)
     all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints)]
