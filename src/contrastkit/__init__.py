@@ -9,7 +9,12 @@ __version__ = "0.1.0"
 
 
 def load_encoder(path: str | os.PathLike, device: str = "cpu") -> Any:
-    """The encoder written by ``contrastkit train`` or ``contrastkit export`` (safetensors, nothing unpickled).
+    """The encoder written by ``contrastkit train``, ``export`` or ``import-encoder`` (safetensors, nothing
+    unpickled), typed by what it embeds: an ``ImageEncoder`` (``encode_image``, ``preprocess``), a ``TextEncoder``
+    (``encode_text``), an ``ImageTextEncoder`` (both) or a ``SequenceEncoder`` (``contrastkit.backbones``)::
+
+        encoder = contrastkit.load_encoder("runs/demo/encoder.safetensors")
+        z = encoder.encode_image(encoder.preprocess(PIL.Image.open("shoe.png"))[None])  # (1, D), L2-normalised
 
     See :func:`contrastkit.backbones.load_encoder`; importing ``contrastkit`` alone stays light.
     """

@@ -49,7 +49,7 @@ def test_train_export_and_load_encoder_round_trip(tmp_path, capsys):
     assert info["backbone"] == "small_cnn" and info["in_chans"] == 1 and info["input_size"] == 8
     # the exported weights are the checkpoint's backbone weights, and they compute the trained features
     state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-    for key, value in encoder.state_dict().items():
+    for key, value in encoder.model.state_dict().items():  # the file's keys: the model's
         torch.testing.assert_close(value, state[f"method.backbone.{key}"])
     trained = contrastkit.load_encoder(result.encoder)
     x = torch.randn(4, 1, 8, 8)
@@ -58,7 +58,7 @@ def test_train_export_and_load_encoder_round_trip(tmp_path, capsys):
     # the checkpoint says where the encoder's weights are: export follows it, not the method's attribute names
     ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
     keys = ckpt["contrastkit"]["encoder_keys"]
-    assert keys == {name: f"method.backbone.{name}" for name in encoder.state_dict()}
+    assert keys == {name: f"method.backbone.{name}" for name in encoder.model.state_dict()}
     ckpt["state_dict"] = {k.replace("method.backbone.", "method.net."): v for k, v in ckpt["state_dict"].items()}
     ckpt["contrastkit"]["encoder_keys"] = {k: v.replace("method.backbone.", "method.net.") for k, v in keys.items()}
     renamed = tmp_path / "renamed.ckpt"

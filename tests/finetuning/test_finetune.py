@@ -87,7 +87,7 @@ def test_an_existing_run_folder_is_refused_and_left_alone(run, encoder_path):
 
 
 def test_freeze_keeps_the_encoder_and_fine_tuning_keeps_its_batch_norm_statistics(encoder_path, tmp_path):
-    original = contrastkit.load_encoder(encoder_path).state_dict()
+    original = contrastkit.load_encoder(encoder_path).model.state_dict()  # the file's keys
     config = FinetuneConfig(labels_per_class=5, epochs=2, batch_size=16, freeze=True, scratch=False)
     result = finetune(encoder_path, "digits", config, run_dir=tmp_path / "frozen", accelerator="cpu")
     assert result.finetuned is None and result.scratch is None

@@ -100,7 +100,7 @@ def test_without_a_text_projection_images_map_into_the_locked_text_space(minilm,
     module, info = method.export_module()
     path = save_encoder(module, tmp_path / "encoder.safetensors", {"backbone": "small_cnn", "in_chans": 1, **info})
     loaded = load_encoder(path)
-    assert isinstance(loaded.text_projection, torch.nn.Identity)
+    assert isinstance(loaded.model.text_projection, torch.nn.Identity)
     torch.testing.assert_close(loaded.encode_text(CAPTIONS), text, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="embed_dim must be 384"):
         create_method("clip", create_backbone("small_cnn", in_chans=1), project_text=False, embed_dim=128)

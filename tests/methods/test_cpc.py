@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from contrastkit.backbones import create_backbone, list_backbones
-from contrastkit.backbones.sequence_cnn import SequenceEncoder
+from contrastkit.backbones.sequence_cnn import SequenceCNN
 from contrastkit.data.synthetic_signals import synthetic_signals
 from contrastkit.losses import CPCLoss
 from contrastkit.methods import create_method, list_methods
@@ -27,7 +27,7 @@ def _one_thread():
 
 def make(**kwargs) -> CPC:
     """Encoder 8x downsampling, 16 channels; GRU 24; three steps ahead."""
-    return CPC(SequenceEncoder(1, strides=(4, 2), width=16), **{"context_dim": 24, "prediction_steps": 3, **kwargs})
+    return CPC(SequenceCNN(1, strides=(4, 2), width=16), **{"context_dim": 24, "prediction_steps": 3, **kwargs})
 
 
 def test_defaults_and_registration():
@@ -69,10 +69,10 @@ def test_shapes():
 
 
 def test_encoder_lengths_and_paper_configuration():
-    encoder = SequenceEncoder(1, strides=(5, 4, 2, 2, 2), width=8)  # the paper's 160x downsampling
+    encoder = SequenceCNN(1, strides=(5, 4, 2, 2, 2), width=8)  # the paper's 160x downsampling
     assert encoder.downsampling == 160
     assert encoder.forward_sequence(torch.randn(2, 1, 160 * 20)).shape[1] in (19, 20)
-    assert SequenceEncoder(3, strides=(2, 2, 2)).forward_sequence(torch.randn(2, 3, 64)).shape == (2, 8, 64)
+    assert SequenceCNN(3, strides=(2, 2, 2)).forward_sequence(torch.randn(2, 3, 64)).shape == (2, 8, 64)
 
 
 def test_pooling():
@@ -144,7 +144,7 @@ def test_rejects_bad_inputs():
     with pytest.raises(ValueError, match=">= 1"):
         make(prediction_steps=0)
     with pytest.raises(ValueError, match="strides"):
-        SequenceEncoder(1, strides=())
+        SequenceCNN(1, strides=())
 
 
 def knn_accuracy(train: torch.Tensor, train_y: torch.Tensor, test: torch.Tensor, test_y: torch.Tensor, k=5) -> float:
@@ -166,7 +166,7 @@ def test_training_makes_contexts_separate_frequency_classes():
     data = {"length": 128, "num_classes": num_classes, "noise": 1.0, "period_range": (6.0, 48.0)}
     x_train, y_train = synthetic_signals(1000, seed=1, random_waveform=True, **data)
     x_test, y_test = synthetic_signals(500, seed=2, random_waveform=True, **data)
-    method = CPC(SequenceEncoder(1, strides=(4, 2), width=32), context_dim=64, prediction_steps=4)
+    method = CPC(SequenceCNN(1, strides=(4, 2), width=32), context_dim=64, prediction_steps=4)
 
     def accuracy() -> float:
         method.eval()

@@ -33,7 +33,7 @@ def test_a_run_from_a_pretrained_backbone_exports_its_architecture(tmp_path, sta
     result = train(tiny_config(tmp_path, f"backbone.pretrained={path}", "trainer.max_epochs=1"))
     encoder = contrastkit.load_encoder(result.encoder)  # rebuilt from the metadata alone
     assert encoder.encoder_info["backbone"] == "small_cnn_wide" and encoder.encoder_info["pretrained"] == str(path)
-    trained = encoder.state_dict()
+    trained = encoder.model.state_dict()
     assert any(not torch.equal(trained[k], v) for k, v in weights.items() if k.endswith("weight"))
 
 

@@ -48,8 +48,8 @@ def test_the_exported_encoder_is_the_frames_and_the_gru_and_embeds_as_the_method
     again = contrastkit.load_encoder(exported)
     with torch.no_grad():
         torch.testing.assert_close(encoder(signals), again(signals))
-        frames = encoder.frames.forward_sequence(signals)  # (16, T, D)
-        contexts = encoder.gru(frames)[0]  # (16, T, 64): written out, the pooled GRU contexts
+        frames = encoder.model.frames.forward_sequence(signals)  # (16, T, D)
+        contexts = encoder.model.gru(frames)[0]  # (16, T, 64): written out, the pooled GRU contexts
     torch.testing.assert_close(encoder(signals), contexts.mean(1))
 
 

@@ -15,14 +15,20 @@ from contrastkit.backbones import (  # noqa: F401  (import registers the backbon
     torchvision_model,
     vit,
 )
+from contrastkit.backbones.encoder import Encoder, ImageEncoder, ImageTextEncoder, SequenceEncoder, TextEncoder
 from contrastkit.backbones.encoder_file import EncoderFileError, load_encoder, read_encoder_info, save_encoder
 from contrastkit.backbones.registry import Backbone, create_backbone, list_backbones, register_backbone
 from contrastkit.backbones.small_cnn import SmallCNN
 
 __all__ = [
     "Backbone",
+    "Encoder",
     "EncoderFileError",
+    "ImageEncoder",
+    "ImageTextEncoder",
+    "SequenceEncoder",
     "SmallCNN",
+    "TextEncoder",
     "create_backbone",
     "list_backbones",
     "load_encoder",

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from contrastkit.backbones.registry import create_backbone
+
+if TYPE_CHECKING:
+    from contrastkit.backbones.encoder import Encoder
 
 FORMAT = "contrastkit-encoder"
 FORMAT_VERSION = 1
@@ -46,6 +49,10 @@ def save_encoder(backbone: nn.Module, path: str | os.PathLike, info: dict[str, A
     for key in required:
         if key not in info:
             raise ValueError(f"info must contain {key!r} to rebuild the encoder, got keys {sorted(info)}")
+    from contrastkit.backbones.encoder import Encoder
+
+    if isinstance(backbone, Encoder):  # a loaded encoder: the file holds its model's weights
+        backbone = backbone.model
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "feature_dim": int(backbone.feature_dim), **info}
     return write_module_file(backbone, path, meta)
 
@@ -159,24 +166,27 @@ def _imported_dual(info: dict[str, Any], source: str) -> nn.Module:
     raise EncoderFileError(f"{source}: unknown image-text library {info['library']!r} (open_clip or transformers)")
 
 
-def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> nn.Module:
-    """The encoder saved at ``path``, in eval mode, with its metadata as ``.encoder_info``.
+def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") -> Encoder:
+    """The encoder saved at ``path``, in eval mode, typed by what it embeds.
 
     Args:
-        path: an ``encoder.safetensors`` from ``contrastkit train`` or ``contrastkit export``.
+        path: an ``encoder.safetensors`` from ``contrastkit train``, ``export`` or ``import-encoder``.
         device: where to put the weights.
 
     Returns:
-        The backbone module (``feature_dim`` set; for a clip run the ``DualEncoder``, whose ``forward`` gives image
-        embeddings and ``encode_text`` text ones; for a text-pairs run the text encoder); ``model.encoder_info``
-        holds the metadata (``input_size``, ``mean``, ``std`` tell how to prepare images), ``model.encoder_path``
-        the file it came from.
+        An :class:`~contrastkit.backbones.encoder.ImageEncoder` (``encode_image``, ``preprocess``), a
+        ``TextEncoder`` (``encode_text``, from a text-pairs run), an ``ImageTextEncoder`` (both, from a clip run or
+        an imported CLIP) or a ``SequenceEncoder`` (``encode_sequence``, from a CPC run). Calling it is calling
+        ``encoder.model``, the module the file's weights belong to; ``encoder_info`` holds the metadata,
+        ``encoder_path`` the file it came from.
 
     Raises:
         FileNotFoundError: no such file.
         EncoderFileError: not a safetensors file, not a contrastkit export, or weights that do not fit the backbone.
     """
     from safetensors.torch import load_file
+
+    from contrastkit.backbones.encoder import typed_encoder
 
     info = read_encoder_info(path)
     model = build_encoder(info, str(path))
@@ -187,6 +197,4 @@ def load_encoder(path: str | os.PathLike, device: torch.device | str = "cpu") ->
         first = str(e).splitlines()[0]
         name = info.get("backbone") or info.get("text_encoder", {}).get("name")
         raise EncoderFileError(f"{path}: weights do not fit encoder {name!r}: {first}") from None
-    model.encoder_info = info
-    model.encoder_path = str(Path(path).resolve())
-    return model.to(device).eval()
+    return typed_encoder(model, info, str(Path(path).resolve())).to(device).eval()

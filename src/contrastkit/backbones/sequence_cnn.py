@@ -24,7 +24,7 @@ class ChannelNorm(nn.Module):
         return self.norm(x.transpose(1, 2)).transpose(1, 2)  # (B, C, T)
 
 
-class SequenceEncoder(nn.Module):
+class SequenceCNN(nn.Module):
     """Strided Conv1d-ChannelNorm-ReLU blocks mapping ``(B, C, L)`` signals to ``(B, T, width)`` frames.
 
     The paper's audio encoder has five blocks of 512 channels with strides (5, 4, 2, 2, 2) and kernels
@@ -77,13 +77,13 @@ class SequenceEncoder(nn.Module):
 
 
 @register_backbone
-def sequence_cnn(in_chans: int = 1, small_input: bool = False, **kwargs) -> SequenceEncoder:
+def sequence_cnn(in_chans: int = 1, small_input: bool = False, **kwargs) -> SequenceCNN:
     """CPC's strided 1-D conv encoder for ``(B, C, L)`` signals; features ``(B, width)`` (64 by default).
 
     Args:
         in_chans: Number of signal channels.
         small_input: Ignored (the strides set the resolution).
-        **kwargs: Passed to :class:`SequenceEncoder` (``strides``, ``width``).
+        **kwargs: Passed to :class:`SequenceCNN` (``strides``, ``width``).
     """
     del small_input
-    return SequenceEncoder(in_chans=in_chans, **kwargs)
+    return SequenceCNN(in_chans=in_chans, **kwargs)

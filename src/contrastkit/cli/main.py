@@ -72,16 +72,17 @@ def _export(args: argparse.Namespace) -> int:
 
 def _embed(args: argparse.Namespace) -> int:
     import contrastkit
+    from contrastkit.backbones.encoder import ImageEncoder, SequenceEncoder
     from contrastkit.data import load_dataset
     from contrastkit.index.embed import embed_dataset
 
     encoder = contrastkit.load_encoder(args.encoder)
-    if encoder.encoder_info.get("kind") == "sequence":
+    if isinstance(encoder, SequenceEncoder):
         raise ValueError(
             f"{args.encoder}: a sequence encoder (from a CPC run); embed reads images and texts: in Python, "
-            "contrastkit.load_encoder(ENCODER)(signals) embeds (N, C, L) signals"
+            "contrastkit.load_encoder(ENCODER).encode_sequence(signals) embeds (N, C, L) signals"
         )
-    if encoder.encoder_info.get("kind") == "text" or args.data.endswith((".txt", ".jsonl", ".ndjson")):
+    if not isinstance(encoder, ImageEncoder) or args.data.endswith((".txt", ".jsonl", ".ndjson")):
         from contrastkit.index.embed import embed_texts, read_texts
 
         summary = embed_texts(encoder, read_texts(args.data), args.out, args.batch_size, float16=args.float16)
@@ -111,6 +112,7 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     import contrastkit
+    from contrastkit.backbones.encoder import ImageEncoder
     from contrastkit.backbones.encoder_file import build_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
     from contrastkit.data.labelled import FixedSizeImages, hold_out, take
@@ -119,7 +121,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     encoder = contrastkit.load_encoder(args.encoder)
     info = encoder.encoder_info
-    if info.get("kind") in ("text", "sequence"):
+    if not isinstance(encoder, ImageEncoder):
         raise ValueError(
             f"{args.encoder}: a {info['kind']} encoder; contrastkit eval scores image encoders (text-pairs and CPC "
             "runs write their own scores to final_eval.json)"

@@ -27,6 +27,7 @@ def run_zeroshot(
         limit: images scored (a fixed random subset when the data has more).
     """
     import contrastkit
+    from contrastkit.backbones.encoder import ImageTextEncoder
     from contrastkit.data import ArrayImageDataset, load_dataset
     from contrastkit.data.labelled import FixedSizeImages, take
     from contrastkit.data.registry import get_dataset, is_registered
@@ -34,7 +35,7 @@ def run_zeroshot(
 
     encoder = contrastkit.load_encoder(encoder_path)
     info = encoder.encoder_info
-    if info.get("kind") != "dual":
+    if not isinstance(encoder, ImageTextEncoder):
         raise ValueError(
             f"{encoder_path}: an {info.get('kind', 'image')} encoder; zero-shot needs image and text towers "
             "(an encoder from a clip run, e.g. contrastkit train clip-fashion-mnist)"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from contrastkit.data.image_preprocess import ImagePreprocess
 
 
 @torch.no_grad()
@@ -24,12 +25,9 @@ def embed_images(
     Images of another size are resized (bilinear, antialiased) to ``size``; ``embed`` runs under ``no_grad`` in
     batches of ``batch_size`` on ``device``.
     """
-    mean_t = torch.tensor(mean, device=device).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    prepare = ImagePreprocess(int(size), len(mean), tuple(mean), tuple(std))
     out = []
     for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device).float().div_(255)  # (b, C, H, W)
-        if x.shape[-1] != size or x.shape[-2] != size:
-            x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out.append(embed((x - mean_t) / std_t).float().cpu())  # (b, D)
+        x = prepare.batch(images[start : start + batch_size].to(device))  # (b, C, S, S)
+        out.append(embed(x).float().cpu())  # (b, D)
     return torch.cat(out) if out else torch.empty(0)

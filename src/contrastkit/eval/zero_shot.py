@@ -27,7 +27,12 @@ class ZeroShotResult:
 
 
 def _dual(model: Any) -> Any:
-    """The dual encoder inside ``model`` (a CLIP method holds it as ``.model``)."""
+    """The dual encoder inside ``model`` (a CLIP method holds it as ``.model``; a loaded ``ImageTextEncoder`` is
+    one, with its file's preprocessing)."""
+    from contrastkit.backbones.encoder import ImageTextEncoder
+
+    if isinstance(model, ImageTextEncoder):
+        return model
     dual = model.model if hasattr(model, "model") and hasattr(model.model, "encode_text") else model
     if not (hasattr(dual, "encode_text") and hasattr(dual, "encode_image")):
         raise TypeError(

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from contrastkit.backbones.encoder import ImageEncoder, ImageTextEncoder
 from contrastkit.backbones.encoder_file import (
     EncoderFileError,
     build_encoder,
@@ -63,12 +64,14 @@ class Classifier(nn.Module):
         return self.head(self.encoder(images))  # (B, C)
 
 
-def image_encoder_of(encoder: nn.Module) -> nn.Module:
-    """The image path of a loaded encoder: itself, or the :class:`ImageTower` of a contrastkit image-text encoder
-    (an imported one, open_clip or transformers, stays whole: its forward gives the normalised image embeddings)."""
-    if hasattr(encoder, "encode_text") and hasattr(encoder, "image_projection"):
-        return ImageTower(encoder.image_encoder, encoder.image_projection)
-    return encoder
+def image_encoder_of(encoder: ImageEncoder) -> nn.Module:
+    """The module a classifier trains on top of: the encoder's model, or for a contrastkit image-text encoder the
+    :class:`ImageTower` of its model (an imported one, open_clip or transformers, stays whole: its forward gives the
+    normalised image embeddings)."""
+    model = encoder.model
+    if isinstance(encoder, ImageTextEncoder) and hasattr(model, "image_projection"):
+        return ImageTower(model.image_encoder, model.image_projection)
+    return model
 
 
 def save_classifier(classifier: Classifier, path: str | os.PathLike, info: dict[str, Any]) -> Path:

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from contrastkit.backbones.encoder import Encoder, ImageEncoder, ImageTextEncoder, typed_encoder
 from contrastkit.eval.embed_images import embed_images
 from contrastkit.eval.linear_probe import fit_linear_probe
 from contrastkit.finetuning.classifier import Classifier, image_encoder_of, save_classifier
@@ -165,10 +166,12 @@ def finetune(
         _prepare_run_dir(run_dir, overwrite)
     if not isinstance(encoder, nn.Module):
         encoder = contrastkit.load_encoder(encoder)
+    elif not isinstance(encoder, Encoder):  # a module with an encoder file's metadata
+        encoder = typed_encoder(encoder, encoder.encoder_info)
     info = dict(encoder.encoder_info)
-    if info.get("kind") in ("text", "sequence"):
+    if not isinstance(encoder, ImageEncoder):
         raise ValueError(
-            f"a {info['kind']} encoder cannot classify images: fine-tune an image or image-text (clip) encoder"
+            f"a {encoder.kind} encoder cannot classify images: fine-tune an image or image-text (clip) encoder"
         )
     size, channels = int(info["input_size"]), int(info["in_chans"])
     prep = {"input_size": size, "in_chans": channels, "mean": list(info["mean"]), "std": list(info["std"])}
@@ -201,7 +204,7 @@ def finetune(
     seconds["linear probe"] = time.perf_counter() - start
 
     zero_shot_acc, zero_shot_head = None, None
-    if info.get("kind") == "dual":
+    if isinstance(encoder, ImageTextEncoder):
         from contrastkit.eval.zero_shot import zero_shot_classifier
 
         zero_shot_head = zero_shot_classifier(encoder, classes)  # (K, E); the tower's features are normalised
@@ -230,7 +233,7 @@ def finetune(
 
         start = time.perf_counter()
         torch.manual_seed(config.seed)
-        scratch = Classifier(image_encoder_of(build_encoder(info)), k)
+        scratch = Classifier(image_encoder_of(typed_encoder(build_encoder(info), info)), k)
         fit_classifier(scratch, images, labels, train_views, config, config.lr, config.lr, False, accelerator)
         scratch_acc, _ = _accuracy(scratch, test_images, test_labels, prep)
         seconds["scratch"] = time.perf_counter() - start

@@ -148,12 +148,11 @@ def embed_texts(
     """Like :func:`embed_dataset` for texts, with a text encoder (``kind: text``) or a clip run's dual encoder:
     ``embeddings.npy`` (L2-normalised rows, written batch by batch into a memory map), ``ids.txt`` (the texts
     themselves, one per line) and ``embed.json``."""
-    import torch.nn.functional as F
+    from contrastkit.backbones.encoder import TextEncoder
 
     info = encoder.encoder_info
-    kind = info.get("kind", "image")
-    if kind == "image":
-        raise ValueError(f"{encoder.encoder_path}: an image encoder cannot embed texts (kind image)")
+    if not isinstance(encoder, TextEncoder):
+        raise ValueError(f"{encoder.encoder_path}: an image encoder cannot embed texts (kind {encoder.kind})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dtype = np.float16 if float16 else np.float32
@@ -163,7 +162,7 @@ def embed_texts(
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
             chunk = texts[start : start + batch_size]
-            z = encoder.encode_text(chunk) if kind == "dual" else F.normalize(encoder(chunk).float(), dim=-1)
+            z = encoder.encode_text(chunk)  # (b, D), L2-normalised
             rows[start : start + len(chunk)] = z.float().cpu().numpy().astype(dtype)  # (b, D)
     rows.flush()
     del rows
@@ -174,7 +173,7 @@ def embed_texts(
         "dim": dim,
         "dtype": np.dtype(dtype).name,
         "skipped": [],
-        "encoder": {"kind": kind, "method": info.get("method")},
+        "encoder": {"kind": encoder.kind, "method": info.get("method")},
         "encoder_path": str(Path(encoder.encoder_path).resolve()),
     }
     (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")

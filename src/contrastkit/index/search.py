@@ -54,22 +54,21 @@ def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tu
 
 def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
     """The ``k`` rows most similar to ``image``: ``[(score, id), ...]``, best first."""
-    from contrastkit.data.resize_center_crop import resize_center_crop
+    import torch
+
+    from contrastkit.backbones.encoder import ImageEncoder
     from contrastkit.data.skip_report import Skipped, load_image_or_skip
-    from contrastkit.eval.embed_images import embed_images
 
     index, model = _index_and_encoder(index_path, encoder)
-    encoder_path = model.encoder_path
-    info = model.encoder_info
-    if info.get("kind") == "text":
-        raise ValueError(f"{encoder_path}: a text encoder (from a text-pairs run): search this index with --text")
-    picture = load_image_or_skip(image, int(info["in_chans"]))
+    if not isinstance(model, ImageEncoder):
+        raise ValueError(
+            f"{model.encoder_path}: a {model.kind} encoder cannot embed images: search this index with --text"
+        )
+    picture = load_image_or_skip(image, model.preprocess.in_chans)
     if isinstance(picture, Skipped):
         raise ValueError(f"{image}: {picture.reason} ({picture.detail})")
-    size = int(info["input_size"])
-    features = embed_images(
-        model, resize_center_crop(picture, size)[None], tuple(info["mean"]), tuple(info["std"]), size
-    )
+    with torch.no_grad():
+        features = model.encode_image(model.preprocess(picture)[None])  # (1, D)
     result = index.search(features, k)
     ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
     return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]
@@ -79,20 +78,19 @@ def search_text(index_path: str | os.PathLike, text: str, k: int = 10, encoder: 
     """The ``k`` rows most similar to ``text``: ``[(score, id), ...]``, best first. The index's encoder must have a
     text tower: a clip run's (text queries against image embeddings) or a text-pairs run's (against texts)."""
     import torch
-    import torch.nn.functional as F
+
+    from contrastkit.backbones.encoder import TextEncoder
 
     if not text.strip():
         raise ValueError("--text is empty: give a query sentence")
     index, model = _index_and_encoder(index_path, encoder)
-    encoder_path = model.encoder_path
-    kind = model.encoder_info.get("kind", "image")
-    if kind == "image":
+    if not isinstance(model, TextEncoder):
         raise ValueError(
-            f"{encoder_path}: an image-only encoder cannot embed text; search with --image, or index embeddings of "
-            "an encoder from a clip run (images) or a text-pairs run (texts)"
+            f"{model.encoder_path}: an image-only encoder cannot embed text; search with --image, or index "
+            "embeddings of an encoder from a clip run (images) or a text-pairs run (texts)"
         )
     with torch.no_grad():
-        features = model.encode_text([text]) if kind == "dual" else F.normalize(model([text]), dim=-1)  # (1, D)
+        features = model.encode_text([text])  # (1, D)
     result = index.search(features.float(), k)
     ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
     return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]

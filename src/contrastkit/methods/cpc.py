@@ -17,7 +17,7 @@ from contrastkit.methods.registry import register_method
 class CPC(Method):
     """Contrastive Predictive Coding for 1-D sequences (van den Oord, Li and Vinyals 2018, arXiv 1807.03748).
 
-    The backbone ``g_enc`` (e.g. :class:`~contrastkit.backbones.sequence_cnn.SequenceEncoder`, registered as
+    The backbone ``g_enc`` (e.g. :class:`~contrastkit.backbones.sequence_cnn.SequenceCNN`, registered as
     ``"sequence_cnn"``) maps a signal ``(B, C, L)`` to frames ``z_t`` ``(B, T, D)``; a GRU ``g_ar`` summarises
     ``z_{<=t}`` into a context ``c_t`` ``(B, T, context_dim)``; one linear map per step, ``W_k c_t`` for
     ``k = 1..K``, predicts ``z_{t+k}``. :class:`~contrastkit.losses.CPCLoss` scores each prediction against all
@@ -56,7 +56,7 @@ class CPC(Method):
         if not callable(getattr(backbone, "forward_sequence", None)):
             raise TypeError(
                 f"CPC needs per-frame encodings: backbone {type(backbone).__name__} has no "
-                "forward_sequence(x) -> (B, T, D); use contrastkit.backbones.sequence_cnn.SequenceEncoder "
+                "forward_sequence(x) -> (B, T, D); use contrastkit.backbones.sequence_cnn.SequenceCNN "
                 "(create_backbone('sequence_cnn', in_chans=...)) or add that method to your own encoder"
             )
         if context_dim < 1 or prediction_steps < 1 or gru_layers < 1:

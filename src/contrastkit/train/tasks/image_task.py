@@ -39,14 +39,17 @@ def build_method(config: RunConfig, in_chans: int) -> Method:
 def pretrained_backbone(path: str, in_chans: int) -> torch.nn.Module:
     """The image backbone of encoder file ``path`` (of a clip run: its image tower), in training mode."""
     import contrastkit
+    from contrastkit.backbones.encoder import ImageEncoder, ImageTextEncoder
 
     encoder = contrastkit.load_encoder(path)
+    if not isinstance(encoder, ImageEncoder):
+        raise ConfigError(f"backbone.pretrained: {path} is a {encoder.kind} encoder; an image encoder is needed")
     if int(encoder.encoder_info["in_chans"]) != in_chans:
         raise ConfigError(
             f"backbone.pretrained: {path} takes {encoder.encoder_info['in_chans']}-channel images and the views have "
             f"{in_chans}; set views.channels={encoder.encoder_info['in_chans']}"
         )
-    backbone = encoder.image_encoder if encoder.encoder_info.get("kind") == "dual" else encoder
+    backbone = encoder.model.image_encoder if isinstance(encoder, ImageTextEncoder) else encoder.model
     return backbone.train()
 
 
