@@ -1,6 +1,7 @@
 """Trains tiny SimCLR for a few steps; run directly (1 process) or under torchrun (DDP, gloo). Used by test_ddp.py.
 
-Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH [GRAD_CACHE_CHUNK [METHOD]]   (METHOD: simclr or clip)
+Usage: python ddp_script.py OUT_DIR PROCESSES GLOBAL_BATCH [GRAD_CACHE_CHUNK [METHOD [NODES]]]
+(METHOD: simclr or clip; NODES: the PROCESSES are spread over this many "nodes", one launcher each)
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ if __name__ == "__main__":
         )  # fmt: skip
         train(config)
         sys.exit(0)
+    nodes = int(sys.argv[6]) if len(sys.argv) > 6 else 1
     config = tiny_config(
         out_dir,
-        f"trainer.devices={processes}",
+        f"trainer.devices={processes // nodes}",
+        f"trainer.num_nodes={nodes}",
         f"data.batch_size={global_batch // processes}",
         "trainer.strategy=" + ("ddp" if processes > 1 else "auto"),
         "trainer.max_steps=6",

@@ -76,3 +76,50 @@ def test_clip_on_two_processes_follows_the_single_process_loss_curve(tmp_path, c
     assert len(one) == len(two) == 6 and one[0] != one[-1]
     for step, (a, b) in enumerate(zip(one, two, strict=True)):
         assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 processes {b}"
+
+
+def test_two_nodes_on_one_machine_follow_the_single_process_loss_curve(tmp_path):
+    """Two launchers on localhost, as two machines would run them (``torchrun --nnodes=2 --node-rank=R
+    --master-addr=... --master-port=...``, one process each): the same loss curve as one process."""
+    import socket
+
+    single, nodes = tmp_path / "single", tmp_path / "nodes"
+    _run([sys.executable, str(SCRIPT), str(single), "1", str(GLOBAL_BATCH)], tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    launchers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes=2",
+                f"--node-rank={rank}",
+                "--nproc_per_node=1",
+                "--master-addr=127.0.0.1",
+                f"--master-port={port}",
+                str(SCRIPT),
+                str(nodes),
+                "2",
+                str(GLOBAL_BATCH),
+                "0",
+                "simclr",
+                "2",
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    for launcher in launchers:
+        out, _ = launcher.communicate(timeout=300)
+        assert launcher.returncode == 0, out[-4000:]
+    one, two = _losses(single / "tiny"), _losses(nodes / "tiny")
+    assert len(one) == len(two) == 6 and one[0] != one[-1]
+    for step, (a, b) in enumerate(zip(one, two, strict=True)):
+        assert b == pytest.approx(a, rel=1e-4, abs=1e-5), f"step {step}: 1 process {a}, 2 nodes {b}"

@@ -36,7 +36,20 @@ def test_fewer_items_than_one_global_batch_are_refused_with_the_numbers():
 
     from contrastkit.train.data_module import sharded_sampler
 
-    trainer = SimpleNamespace(global_rank=1, world_size=2)
+    trainer = SimpleNamespace(global_rank=1, world_size=2, lightning_module=None)
     assert len(sharded_sampler(trainer, 40, 10, 0, "pairs")) == 2
     with pytest.raises(ValueError, match=r"data has 30 training pairs, fewer than one global batch \(16 x 2 processes"):
         sharded_sampler(trainer, 30, 16, 0, "pairs")
+
+
+def test_resume_at_skips_the_trained_batches_of_that_epoch_once():
+    sampler = ShardedBatchSampler(100, 8, rank=0, world_size=1, seed=3)
+    sampler.set_epoch(2)
+    full = list(sampler)  # 12 batches of the epoch-2 order
+    sampler.resume_at(2, 5)
+    assert list(sampler) == full[5:]  # the same stream, after the 5 batches already trained
+    assert list(sampler) == full  # once: the next pass of the epoch is whole
+    sampler.resume_at(1, 5)
+    assert list(sampler) == full  # another epoch's position does not apply
+    sampler.resume_at(2, 12)  # an epoch that was finished: nothing to skip (the next epoch starts whole)
+    assert list(sampler) == full

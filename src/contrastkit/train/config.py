@@ -123,6 +123,9 @@ class TrainerConfig:
     on_nonfinite: str = "stop"  # a NaN/inf loss: "stop" (name the step and the usual causes) or "skip" the batch
     nonfinite_limit: int = 10  # with on_nonfinite=skip: stop once more batches than this were skipped
     enable_progress_bar: bool = True  # the progress bar on the terminal
+    checkpoint_every_minutes: float = 15.0  # also write last.ckpt mid-epoch on this clock (0: only at epoch ends)
+    checkpoint_every_n_steps: int = 0  # >0: mid-epoch checkpoints every n optimiser steps instead of the clock
+    keep_checkpoints: int = 2  # mid-epoch snapshots kept beside last.ckpt (checkpoints/step-NNNNNNN.ckpt)
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -131,6 +134,9 @@ class TrainerConfig:
                 f"{_hint(self.precision, PRECISIONS)}"
             )
         _check_range("trainer.max_epochs", self.max_epochs, low=1)
+        _check_range("trainer.checkpoint_every_minutes", self.checkpoint_every_minutes, low=0.0)
+        _check_range("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, low=0)
+        _check_range("trainer.keep_checkpoints", self.keep_checkpoints, low=1)
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"trainer.on_nonfinite must be stop or skip, got {self.on_nonfinite!r}")
         if self.on_nonfinite == "skip" and self.grad_cache_chunk_size > 0:

@@ -3,6 +3,7 @@ subsets for the monitors and the final evaluation."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -55,13 +56,24 @@ class ShardedBatchSampler(Sampler[list[int]]):
             range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
         )
         self.batch_size = batch_size
+        self.epoch = 0
+        self.resume: tuple[int, int] | None = None  # (epoch, batches already trained): skipped once
 
     def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
         self.order.set_epoch(epoch)
 
+    def resume_at(self, epoch: int, batches: int) -> None:
+        """Start epoch ``epoch``'s next pass after its first ``batches`` batches (a mid-epoch resume: the same
+        stream of batches as an uninterrupted run). Any other epoch is unaffected; it applies once."""
+        self.resume = (epoch, batches) if 0 < batches < len(self) else None
+
     def __iter__(self) -> Iterator[list[int]]:
+        skip = 0
+        if self.resume is not None and self.resume[0] == self.epoch:
+            skip, self.resume = self.resume[1], None
         batch: list[int] = []
-        for index in self.order:
+        for index in itertools.islice(self.order, skip * self.batch_size, None):
             batch.append(index)
             if len(batch) == self.batch_size:
                 yield batch
@@ -80,7 +92,11 @@ def sharded_sampler(trainer: Any, n: int, batch_size: int, seed: int, items: str
             f"data has {n} training {items}, fewer than one global batch ({batch_size} x {world} processes): "
             "lower data.batch_size"
         )
-    return ShardedBatchSampler(n, batch_size, rank, world, seed)
+    sampler = ShardedBatchSampler(n, batch_size, rank, world, seed)
+    position = getattr(trainer.lightning_module, "resume_position", None) if trainer is not None else None
+    if position:  # resumed from a checkpoint: continue its epoch's stream where it stood
+        sampler.resume_at(position["epoch"], position["batches"])
+    return sampler
 
 
 def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str, str, str]]]:

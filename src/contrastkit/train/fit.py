@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,14 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from contrastkit.backbones import save_encoder
 from contrastkit.methods import Method, get_method
 from contrastkit.train.checkpoint_io import AtomicCheckpointIO
-from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
-from contrastkit.train.run_folder import check_resume, refuse_earlier_run, remove_earlier_run
+from contrastkit.train.config import ConfigError, RunConfig, TrainerConfig, config_to_dict
+from contrastkit.train.run_folder import (
+    check_resume,
+    connect_restarted_job,
+    continue_after_restart,
+    refuse_earlier_run,
+    remove_earlier_run,
+)
 from contrastkit.train.tasks import build_method, build_views, encoder_info, get_task
 
 
@@ -44,8 +51,12 @@ class InterruptCheckpoint(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         saved = self.start_step is not None and trainer.global_step > self.start_step  # this session trained a step
-        if saved:
+        if saved and trainer.world_size == 1:
             trainer.save_checkpoint(self.path)
+        elif saved and trainer.is_global_zero:
+            # another process may be gone (a lost worker): no collective, no barrier (it would wait for the dead
+            # peer); process 0 writes the state it holds, the same on every process after the last step
+            trainer.strategy.checkpoint_io.save_checkpoint(trainer._checkpoint_connector.dump_checkpoint(), self.path)
         if not trainer.is_global_zero:
             return
         why = "interrupted" if isinstance(exception, KeyboardInterrupt) else f"stopped by {type(exception).__name__}"
@@ -164,12 +175,19 @@ def known_lightning_warnings_silenced() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode")
         warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+        # contrastkit's batch samplers resume mid-epoch themselves (the position is in the checkpoint), and a
+        # resumed run's checkpoint folder is its own
+        warnings.filterwarnings("ignore", message=r"You're resuming from a checkpoint that ended before the epoch")
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
         yield
 
 
-def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
-    """``last.ckpt`` at the end of every epoch (one file, replaced atomically, see AtomicCheckpointIO) and
-    ``interrupted.ckpt`` on a crash or Ctrl-C."""
+def checkpoint_callbacks(checkpoints: Path, t: TrainerConfig) -> list[pl.Callback]:
+    """``last.ckpt`` at the end of every epoch and, mid-epoch, every ``t.checkpoint_every_n_steps`` optimiser steps
+    or else every ``t.checkpoint_every_minutes`` (each such save also writes ``step-NNNNNNN.ckpt``, the newest
+    ``t.keep_checkpoints`` kept); ``interrupted.ckpt`` on a crash or Ctrl-C. Every file is replaced atomically
+    (AtomicCheckpointIO). ``resume=last`` continues from the newest, mid-epoch included, on the same stream of
+    batches (the sampler's position is in the checkpoint) and views (seeded per batch)."""
     last = ModelCheckpoint(
         dirpath=checkpoints,
         filename="last",
@@ -178,7 +196,24 @@ def checkpoint_callbacks(checkpoints: Path) -> list[pl.Callback]:
         every_n_epochs=1,
         save_on_train_epoch_end=True,
     )
-    return [last, InterruptCheckpoint(checkpoints / "interrupted.ckpt")]
+    callbacks: list[pl.Callback] = [last, InterruptCheckpoint(checkpoints / "interrupted.ckpt")]
+    if t.checkpoint_every_n_steps > 0 or t.checkpoint_every_minutes > 0:
+        by_steps = t.checkpoint_every_n_steps > 0
+        clock = ModelCheckpoint(
+            dirpath=checkpoints,
+            filename="step-{step:07d}",
+            auto_insert_metric_name=False,
+            monitor="step",  # the newest keep_checkpoints snapshots are the "best"
+            mode="max",
+            save_top_k=t.keep_checkpoints,
+            save_last=True,
+            enable_version_counter=False,
+            every_n_train_steps=t.checkpoint_every_n_steps if by_steps else None,
+            train_time_interval=None if by_steps else timedelta(minutes=t.checkpoint_every_minutes),
+            save_on_train_epoch_end=False,
+        )
+        callbacks.insert(1, clock)
+    return callbacks
 
 
 def remove_stale_temporaries(checkpoints: Path) -> None:
@@ -196,6 +231,11 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     ``encoder.safetensors`` (+ ``encoder.json``) and ``final_eval.json``. ``callbacks`` are extra Lightning callbacks
     (run before the checkpointing).
     """
+    config, restarted = continue_after_restart(config)
+    if restarted:
+        connect_restarted_job(config.trainer.accelerator)
+        if rank_zero_only.rank == 0:
+            print(restarted, flush=True)
     task = get_task(get_method(config.method["name"]).task)(config)
     run_dir = config.run_dir
     resume = resolve_resume(config)  # before anything is read or written
@@ -217,7 +257,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     checkpoints = run_dir / "checkpoints"
     remove_stale_temporaries(checkpoints)
-    all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints)]
+    all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints, config.trainer)]
     trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
     with known_lightning_warnings_silenced():
         trainer.fit(module, datamodule=task.data, ckpt_path=resume)

@@ -59,6 +59,14 @@ def view_seed(seed: int, rank: int, epoch: int, batch_idx: int) -> int:
     return int.from_bytes(digest, "little") >> 1  # a non-negative 63-bit seed
 
 
+def data_position(trainer: pl.Trainer) -> dict[str, int]:
+    """Where the training data stream stands: the epoch and how many of its batches were trained on (a batch
+    whose step had not finished when a checkpoint was written on a crash is not counted: Lightning replays it).
+    A mid-epoch resume starts the sampler after these batches (see :class:`ShardedBatchSampler`)."""
+    batches = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+    return {"epoch": int(trainer.current_epoch), "batches": int(batches)}
+
+
 def set_rng_state(state: dict[str, Any]) -> None:
     """Restore what :func:`rng_state` saved."""
     version, internal, gauss = state["python"]
@@ -322,9 +330,15 @@ class LitMethod(pl.LightningModule):
         return keys
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["contrastkit"] = {"info": self.info, "rng": rng_state(), "encoder_keys": self.encoder_keys()}
+        checkpoint["contrastkit"] = {
+            "info": self.info,
+            "rng": rng_state(),
+            "encoder_keys": self.encoder_keys(),
+            "data_position": data_position(self.trainer),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("contrastkit", {})
+        self.resume_position = saved.get("data_position")  # read by the batch sampler (mid-epoch resume)
         if "rng" in saved:
             set_rng_state(saved["rng"])

@@ -3,7 +3,9 @@ checkpoint that does not fit, so that a mistyped command destroys nothing (check
 
 from __future__ import annotations
 
+import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,48 @@ def refuse_earlier_run(config: RunConfig) -> None:
             f"{config.run_dir} holds a run already ({', '.join(found)}): continue it with resume=last, replace it "
             "with overwrite=true, or give this run another name=..."
         )
+
+
+def continue_after_restart(config: RunConfig) -> tuple[RunConfig, str | None]:
+    """Under ``torchrun --max-restarts=N``, a job restarted after a lost worker (``TORCHELASTIC_RESTART_COUNT`` >
+    0) runs the same command again: it continues its own run from ``checkpoints/last.ckpt`` (``resume=last``, even
+    if the command said ``overwrite=true``), or starts the run again when the first attempt died before any
+    checkpoint. Returns the config to run and the line to print (None: not a restart)."""
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if restarts == 0:
+        return config, None
+    last = config.run_dir / "checkpoints" / "last.ckpt"
+    if config.resume is not None and config.resume != "last":
+        return config, None  # an explicit checkpoint: the user's choice stands
+    if last.is_file():
+        line = f"contrastkit: restart {restarts} of this job (a worker was lost): continuing from {last}"
+        return replace(config, resume="last", overwrite=False), line
+    line = f"contrastkit: restart {restarts} of this job (a worker was lost before any checkpoint): starting again"
+    return replace(config, resume=None, overwrite=True), line
+
+
+def connect_restarted_job(accelerator: str) -> None:
+    """Join the process group of a job torchrun restarted, on keys of this attempt only.
+
+    torchrun hands every attempt the same agent store (same ``MASTER_PORT``) and torch's ``env://`` rendezvous adds
+    no per-attempt prefix (torch 2.14), so a restarted process can read the lost attempt's peer addresses and fail
+    with "connectFullMesh ... Connection refused". Initialising the group here on a prefix of the restart count
+    avoids that; Lightning then uses the group as it is. Nothing happens outside a torchrun restart.
+    """
+    restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    if restarts == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        return
+    world, rank = int(os.environ["WORLD_SIZE"]), int(os.environ["RANK"])
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False)
+    backend = "nccl" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend, store=dist.PrefixStore(f"contrastkit/attempt_{restarts}", store), rank=rank,
+                            world_size=world)  # fmt: skip
 
 
 def remove_earlier_run(config: RunConfig) -> None:
