@@ -59,6 +59,7 @@ bench: $(STAMP) | $(FMNIST)
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/clip.py
 	$(PY) benchmarks/gradcache.py
+	$(PY) benchmarks/faults.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples

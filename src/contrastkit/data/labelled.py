@@ -42,8 +42,8 @@ def image_geometry(dataset: Any, probe: int = 32, largest: int = 256) -> tuple[i
     the smallest shorter side among them (at most ``largest``), from the first ``probe`` readable images, so a
     folder of 28-pixel grayscale images is read at 28 x 28 x 1, not 256 x 256 x 3. ``(3, largest)`` when none reads."""
     channels, size, seen = 1, largest, 0
-    for index in range(len(dataset)):
-        item = dataset[index]
+    items = (dataset[i] for i in range(len(dataset))) if hasattr(dataset, "__len__") else iter(dataset)
+    for item in items:  # a map-style data set, or a stream (tar shards) read from its start
         if isinstance(item, Skipped):
             continue
         image = item[0]  # uint8 (C, H, W)

@@ -20,9 +20,12 @@ from contrastkit.data.image_text_pairs import ImageTextDataset
 from contrastkit.data.labelled import FixedSizeImages, Labelled, hold_out, image_geometry, take  # noqa: F401  (imported from here too)
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
+from contrastkit.data.shard_epochs import ShardEpochs, count_shard_samples
 from contrastkit.data.skip_report import Skipped, check_not_empty
+from contrastkit.data.webdataset_shards import WebDatasetShards
 from contrastkit.train.config import DataConfig
 
+STREAM_SHUFFLE_BUFFER = 1000  # tar shards: samples shuffled through a buffer this large (and the shard order)
 DEFAULT_PATH_IMAGE_SIZE = 256  # path data: the largest size images are brought to when data.image_size is unset
 
 
@@ -140,8 +143,11 @@ class RunDataModule(pl.LightningDataModule):
             options["root"] = config.root
         train = load_dataset(source, split="train", download=config.download, **options)
         check_not_empty(train, source)
-        if not hasattr(train, "__getitem__") or not hasattr(train, "__len__"):
-            raise ValueError(f"{source}: streaming (.tar shard) data is not supported by contrastkit train yet")
+        self.stream = train if isinstance(train, WebDatasetShards) else None  # tar shards, read as a stream
+        if self.stream is None and (not hasattr(train, "__getitem__") or not hasattr(train, "__len__")):
+            raise ValueError(
+                f"{source}: a stream contrastkit train cannot read (use .tar shards, a folder or a listing)"
+            )
         test = None
         if config.path is None and is_registered(config.name) and "test" in (get_dataset(config.name).splits or ()):
             test = load_dataset(source, split="test", download=config.download, **options)
@@ -160,11 +166,19 @@ class RunDataModule(pl.LightningDataModule):
                     "data.image_size / data.channels to choose)"
                 )
             self.channels, self.image_size = channels, size
-            train = FixedSizeImages(train, self.image_size, self.channels)
+            train = train if self.stream is not None else FixedSizeImages(train, self.image_size, self.channels)
             test = None
         rng = np.random.default_rng(seed)
-        n = len(train)
-        self.train_indices = np.sort(rng.permutation(n)[: max(1, math.floor(n * config.train_fraction))])
+        if self.stream is None:
+            n = len(train)
+            self.train_indices = np.sort(rng.permutation(n)[: max(1, math.floor(n * config.train_fraction))])
+        else:  # every sample of the shards, counted from their headers (no kNN bank: a stream has no class names)
+            self.train_indices = None
+            if train.shuffle_buffer == 0:  # training reads shards and samples in a fresh order every epoch
+                train.shuffle_buffer, train.seed = STREAM_SHUFFLE_BUFFER, seed
+            self.stream_samples = count_shard_samples(train.urls)  # None: remote shards
+            counted = "remote" if self.stream_samples is None else f"{self.stream_samples} samples"
+            print(f"data: {source}: {len(train.urls)} shards, {counted}, streamed")
         self.train_set = train
         self.classes = getattr(train, "classes", None)
         self.bank = self.queries = None
@@ -229,6 +243,12 @@ class RunDataModule(pl.LightningDataModule):
         """Training images for the health monitors when there are no labelled queries (None when there are)."""
         if self.queries is not None:
             return None
+        if self.stream is not None:  # the first images of the shards (as read in epoch 0's order)
+            items = itertools.islice(
+                ShardEpochs(self.stream, 1, self.query_size, self.image_size, self.channels), self.query_size
+            )
+            images = [item[0] for item in items if not isinstance(item, Skipped)]
+            return torch.stack(images) if images else None
         order = np.random.default_rng(self.seed + 1).permutation(self.train_indices)[: self.query_size]
         if isinstance(self.train_set, ArrayImageDataset):
             return self.train_set.images[torch.as_tensor(order, dtype=torch.long)]
@@ -236,7 +256,50 @@ class RunDataModule(pl.LightningDataModule):
         images = [item[0] for item in items if not isinstance(item, Skipped)]
         return torch.stack(images) if images else None
 
+    def _stream_loader(self) -> DataLoader:
+        """The shards as epochs of a fixed number of batches per process (see :class:`ShardEpochs`)."""
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        self.stream.rank, self.stream.world_size = rank, world
+        limit = trainer.limit_train_batches if trainer is not None else 1.0
+        if self.stream_samples is None:  # remote shards: the epoch length must be given
+            if not (isinstance(limit, int) and limit > 1):
+                raise ValueError(
+                    f"{self.source}: remote shards, whose samples cannot be counted before reading them: set "
+                    "trainer.limit_train_batches=N, the batches per process in an epoch"
+                )
+            batches = limit
+        else:
+            batches = -(-self.stream_samples // (self.batch_size * world))  # every sample at least once
+        if batches < 1:
+            raise ValueError(
+                f"data has {self.stream_samples} samples in its shards, fewer than one global batch "
+                f"({self.batch_size} x {world} processes): lower data.batch_size"
+            )
+        epochs = ShardEpochs(self.stream, batches, self.batch_size, self.image_size, self.channels)
+        if trainer is not None:
+            # the epoch this loader's first pass reads: a mid-epoch checkpoint's own (the trainer's epoch counter is
+            # not restored yet when Lightning asks for the loader), else the trainer's
+            position = getattr(trainer.lightning_module, "resume_position", None)
+            if position and 0 < position["batches"] < batches:
+                epochs.set_epoch(position["epoch"])
+                epochs.resume_at(position["epoch"], position["batches"])
+            elif position:  # an end-of-epoch checkpoint: the next epoch
+                epochs.set_epoch(position["epoch"] + 1)
+            else:
+                epochs.set_epoch(trainer.current_epoch)
+        self.epochs = epochs
+        return DataLoader(epochs, batch_size=self.batch_size, num_workers=self.config.num_workers,
+                          collate_fn=collate_images, persistent_workers=False)  # fmt: skip
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch a stream reads next (its shuffle order); Lightning only tells samplers, not streams."""
+        if getattr(self, "epochs", None) is not None:
+            self.epochs.set_epoch(epoch)
+
     def train_dataloader(self) -> DataLoader:
+        if self.stream is not None:
+            return self._stream_loader()
         sampler = sharded_sampler(self.trainer, len(self.train_indices), self.batch_size, self.seed, "images")
         subset = _IndexMap(self.train_indices)
         if isinstance(self.train_set, ArrayImageDataset):

@@ -269,6 +269,11 @@ class LitMethod(pl.LightningModule):
             )
         model.require_backward_grad_sync = False
 
+    def on_train_epoch_start(self) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if hasattr(datamodule, "set_epoch"):  # a stream's shuffle order (Lightning sets samplers' epochs only)
+            datamodule.set_epoch(self.current_epoch)
+
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         self.method.before_optimizer_step()
         if self.grad_cache is not None and self.gradient_clip_val:  # Lightning clips only in the automatic mode

@@ -104,7 +104,9 @@ class ImageTask(Task):
 
     def after_fit(self) -> None:
         if self.data.skips.count:
-            print(self.data.skips.summary(total=len(self.data.train_indices)))
+            stream = self.data.stream is not None
+            total = self.data.stream_samples if stream else len(self.data.train_indices)
+            print(self.data.skips.summary(total=total))
 
     def evaluate(self, initial: Method) -> FinalEvaluation | None:
         if self.data.bank is None:
