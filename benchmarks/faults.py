@@ -99,7 +99,7 @@ def refused_resume(tmp: Path) -> tuple[str, str, str]:
     out = tmp / "refused"
     run(cli("train", "simclr-digits", f"out_dir={out}", "name=run", *TINY), tmp)
     before = digest(out / "run")
-    wrong = run(cli("train", "simclr-digits", f"out_dir={out}", "name=run", *TINY, "method.projection_dim=64",
+    wrong = run(cli("train", "simclr-digits", f"out_dir={out}", "name=run", *TINY, "method.projection_dim=32",
                     "resume=last"), tmp)  # fmt: skip
     last = out / "run" / "checkpoints" / "last.ckpt"
     last.write_bytes(last.read_bytes()[:4096])  # a truncated checkpoint
@@ -107,10 +107,10 @@ def refused_resume(tmp: Path) -> tuple[str, str, str]:
     after = digest(out / "run")
     changed = [k for k in before if before[k] != after.get(k) and not k.endswith("last.ckpt")]
     lines = (
-        (wrong.stderr.strip().splitlines() or ["?"])[-1][:70],
-        (truncated.stderr.strip().splitlines() or ["?"])[-1][:70],
+        (wrong.stderr.strip().splitlines() or ["?"])[-1][-90:],
+        (truncated.stderr.strip().splitlines() or ["?"])[-1][-90:],
     )
-    survived = (f"both refused (rc {wrong.returncode}, {truncated.returncode}): `{lines[0]}...`, `{lines[1]}...`; "
+    survived = (f"both refused (rc {wrong.returncode}, {truncated.returncode}): `...{lines[0]}`, `...{lines[1]}`; "
                 f"{'no other file changed' if not changed else f'CHANGED: {changed}'}")  # fmt: skip
     return "resume=last with a changed head size; then with last.ckpt truncated", survived, "0"
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as e:
             Path(tmp).unlink(missing_ok=True)
+            if _out_of_space(e):
+                raise _disk_full(path, checkpoint) from None
             raise
 
     def load_checkpoint(self, path: str | os.PathLike, map_location: Any = None, weights_only: bool | None = None):
@@ -44,3 +48,26 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise ValueError(
                 f"{path}: not a contrastkit checkpoint that loads safely (weights_only=True): {e}".splitlines()[0]
             ) from None
+
+
+def _out_of_space(error: BaseException) -> bool:
+    """A write that failed for want of space (torch.save may report it as a RuntimeError)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(error, RuntimeError) and "No space left" in str(error)
+
+
+def _disk_full(path: Path, checkpoint: dict[str, Any]) -> OSError:
+    """One clear error for a full disk: the file, the space a checkpoint needs and has, what is still there."""
+    if path.is_file():
+        needed = path.stat().st_size  # the previous checkpoint of this run: the same size
+    else:  # weights and, roughly, two optimiser moments
+        tensors = checkpoint.get("state_dict", {}).values()
+        needed = 3 * sum(t.numel() * t.element_size() for t in tensors if isinstance(t, torch.Tensor))
+    free = shutil.disk_usage(path.parent).free
+    kept = f"the previous {path.name} is untouched and loadable" if path.is_file() else f"no {path.name} was written"
+    message = (
+        f"no space left to write a checkpoint (about {needed / 2**20:.1f} MiB needed, {free / 2**20:.1f} MiB free); "
+        f"{kept}: free space, then continue with resume=last"
+    )
+    return OSError(errno.ENOSPC, message, str(path))

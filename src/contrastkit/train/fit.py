@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import importlib.util
 import json
 import sys
@@ -51,6 +52,8 @@ class InterruptCheckpoint(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         saved = self.start_step is not None and trainer.global_step > self.start_step  # this session trained a step
+        if isinstance(exception, OSError) and exception.errno == errno.ENOSPC:
+            saved = False  # a full disk: another checkpoint would fail too, and hide which file could not be written
         if saved and trainer.world_size == 1:
             trainer.save_checkpoint(self.path)
         elif saved and trainer.is_global_zero:
