@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from contrastkit.losses import MultipleNegativesRankingLoss
 
@@ -52,3 +53,59 @@ def test_bad_inputs_are_named():
         MultipleNegativesRankingLoss(temperature=0)
     with pytest.raises(ValueError, match=r"finite|NaN"):
         loss_fn(torch.full((4, 8), float("nan")), torch.randn(4, 8))
+
+
+def _guided_reference(a, p, n, ga, gp, gn, temperature, margin, symmetric):
+    """GISTEmbed's masking written out as a loop in float64."""
+    a, p = F.normalize(a.double(), dim=-1), F.normalize(p.double(), dim=-1)
+    ga, gp = F.normalize(ga.double(), dim=-1), F.normalize(gp.double(), dim=-1)
+    cands = [p] + ([F.normalize(n.double(), dim=-1)] if n is not None else [])
+    gcands = [gp] + ([F.normalize(gn.double(), dim=-1)] if gn is not None else [])
+    c, gc = torch.cat(cands), torch.cat(gcands)
+    total = 0.0
+    for i in range(len(a)):
+        threshold = float(ga[i] @ gp[i]) - margin
+        kept = [j for j in range(len(c)) if j == i or float(ga[i] @ gc[j]) <= threshold]
+        logits = torch.stack([a[i] @ c[j] for j in kept]) / temperature
+        total += float(torch.logsumexp(logits, 0) - (a[i] @ p[i]) / temperature)
+    loss = total / len(a)
+    if symmetric:
+        back = 0.0
+        for i in range(len(a)):
+            threshold = float(ga[i] @ gp[i]) - margin
+            kept = [j for j in range(len(a)) if j == i or float(gp[i] @ ga[j]) <= threshold]
+            logits = torch.stack([p[i] @ a[j] for j in kept]) / temperature
+            back += float(torch.logsumexp(logits, 0) - (a[i] @ p[i]) / temperature)
+        loss = (loss + back / len(a)) / 2
+    return loss
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+@pytest.mark.parametrize("with_negatives", [False, True])
+def test_guided_masking_matches_the_loop(symmetric, with_negatives):
+    torch.manual_seed(0)
+    a, p, n = torch.randn(12, 16), torch.randn(12, 16), torch.randn(12, 16) if with_negatives else None
+    ga, gp = torch.randn(12, 8), torch.randn(12, 8)
+    gn = torch.randn(12, 8) if with_negatives else None
+    ga[3], gp[5] = gp[3] * 0.2, ga[3] * 2.0  # anchor 3's guide prefers positive 5 to its own: masked
+    guide = (ga, gp) if n is None else (ga, gp, gn)
+    for margin in (0.0, 0.1):
+        loss = MultipleNegativesRankingLoss(temperature=0.05, symmetric=symmetric, guide_margin=margin)
+        expected = _guided_reference(a, p, n, ga, gp, gn, 0.05, margin, symmetric)
+        assert float(loss(a, p, n, guide=guide)) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+    unguided = MultipleNegativesRankingLoss(temperature=0.05, symmetric=symmetric)(a, p, n)
+    assert float(MultipleNegativesRankingLoss(temperature=0.05, symmetric=symmetric)(a, p, n, guide=guide)) < float(
+        unguided
+    )  # masked candidates only ever leave the denominator
+
+
+def test_a_guide_that_agrees_with_the_pairs_masks_nothing_and_bad_guides_are_refused():
+    torch.manual_seed(1)
+    a = torch.randn(6, 8)
+    p = a + 0.01 * torch.randn(6, 8)
+    loss = MultipleNegativesRankingLoss()
+    assert float(loss(a, p, guide=(a, p))) == pytest.approx(float(loss(a, p)), rel=1e-6)  # each pair its own best
+    with pytest.raises(ValueError, match="guide needs the guide embeddings of anchors, positives"):
+        loss(a, p, guide=(a,))
+    with pytest.raises(ValueError, match="batch's 6 rows"):
+        loss(a, p, guide=(a[:3], p[:3]))

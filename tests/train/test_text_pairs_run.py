@@ -75,3 +75,20 @@ def test_bad_pairs_files_are_refused(tmp_path):
     assert main(["train", "text-pairs", f"out_dir={tmp_path}"]) == 2  # no data.path: a clear error, exit 2
     with pytest.raises(FileNotFoundError, match="does not exist"):
         TextPairsDataset(tmp_path / "missing.jsonl")
+
+
+def test_a_guided_run_trains_and_a_missing_guide_is_refused_before_the_data(run, tmp_path, capsys):
+    from contrastkit.train.config import ConfigError, load_config
+
+    run_dir, pairs = run
+    with pytest.raises(ConfigError, match=r"method\.guide: .*missing\.safetensors"):
+        load_config(
+            "text-pairs",
+            [f"data.path={tmp_path / 'no-such-pairs.jsonl'}", f"method.guide={tmp_path / 'missing.safetensors'}"],
+        )
+    args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={tmp_path}", "name=guided", "data.batch_size=16",
+            "data.train_fraction=0.2", "trainer.max_steps=3", "final_eval.enabled=false",
+            "trainer.enable_progress_bar=false", f"method.guide={run_dir / 'encoder.safetensors'}"]  # fmt: skip
+    assert main(args) == 0
+    ckpt = torch.load(tmp_path / "guided" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["global_step"] == 3 and not any("_guide" in k for k in ckpt["state_dict"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from contrastkit.losses import MultipleNegativesRankingLoss
@@ -26,11 +27,18 @@ class TextPairs(Method):
     ``forward(views, pairs)``: ``views`` is ``[anchors]`` (a list of B strings) and ``pairs`` B tuples
     ``(positive,)`` or ``(positive, hard_negative)`` (all of the batch the same length).
 
+    With ``guide`` (an encoder file with a text tower, e.g. the untouched model being fine-tuned or a larger one),
+    in-batch candidates that the frozen guide ranks above an anchor's own positive are masked out of its loss as
+    probable false negatives (GISTEmbed, Solatorio 2024, arXiv 2402.16829; see the loss). The guide is not trained,
+    not saved in checkpoints and not exported.
+
     Args:
         backbone: the text encoder, with ``feature_dim``.
         temperature: cosine similarities are divided by it (0.05 = sentence-transformers' scale 20).
         symmetric: also rank the anchors for each positive.
         gather_distributed: contrast against the texts of all processes.
+        guide: path of a guide encoder file (``kind: text`` or ``dual``); None: no masking.
+        guide_margin: mask candidates whose guide similarity exceeds the positive's minus this.
     """
 
     default_views = None  # no image views
@@ -45,11 +53,17 @@ class TextPairs(Method):
         temperature: float = 0.05,
         symmetric: bool = False,
         gather_distributed: bool = True,
+        guide: str | None = None,
+        guide_margin: float = 0.0,
     ) -> None:
         super().__init__(backbone)
         self.criterion = MultipleNegativesRankingLoss(
-            temperature=temperature, symmetric=symmetric, gather_distributed=gather_distributed
+            temperature=temperature,
+            symmetric=symmetric,
+            gather_distributed=gather_distributed,
+            guide_margin=guide_margin,
         )
+        self._guide = [] if guide is None else [load_guide(guide)]  # a list: not a submodule (never trained or saved)
 
     def export_module(self) -> tuple[nn.Module, dict[str, Any]]:
         """The fine-tuned text encoder, ``kind: text``."""
@@ -69,8 +83,28 @@ class TextPairs(Method):
         if len(widths) != 1 or widths - {1, 2}:
             raise ValueError("every pair must be (positive,) or every pair (positive, hard_negative), not a mix")
         columns = [list(column) for column in zip(*labels, strict=True)]
-        return [self.backbone(anchors), *(self.backbone(texts) for texts in columns)]
+        embedded = [self.backbone(anchors), *(self.backbone(texts) for texts in columns)]
+        if self._guide:  # the same texts under the frozen guide: (B, G) each, no graph
+            guide = self._guide[0].to(embedded[0].device)
+            with torch.no_grad():
+                embedded += [guide.encode_text(texts).float() for texts in (anchors, *columns)]
+        return embedded
 
     def loss_from_embeddings(self, embeddings: list[Tensor], labels: Sequence[TextPair] | None = None) -> MethodOutput:
-        loss = self.criterion(*embeddings)  # anchors, positives[, negatives]: (B, D) each
+        if self._guide:  # anchors, positives[, negatives], then their guide embeddings
+            half = len(embeddings) // 2
+            loss = self.criterion(*embeddings[:half], guide=embeddings[half:])
+        else:
+            loss = self.criterion(*embeddings)  # anchors, positives[, negatives]: (B, D) each
         return MethodOutput(loss, {"loss": loss.detach()})
+
+
+def load_guide(path: str) -> nn.Module:
+    """The frozen guide encoder of ``path`` (it must embed text), in eval mode without gradients."""
+    from contrastkit.backbones.encoder import TextEncoder
+    from contrastkit.backbones.encoder_file import load_encoder
+
+    guide = load_encoder(path)
+    if not isinstance(guide, TextEncoder):
+        raise ValueError(f"method.guide: {path} is a {guide.kind} encoder; a guide must embed text (text or dual)")
+    return guide.requires_grad_(False).eval()

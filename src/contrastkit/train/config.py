@@ -433,6 +433,8 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     method = dataclasses.asdict(_merge("method", schema, method_values))
     config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
     _check_method_values(config.method)
+    if config.method.get("guide"):
+        _check_guide(str(config.method["guide"]))
     if not _task_class(method_cls.task).takes_views:  # text pairs, sequences: no images, no views
         if views_values:
             raise ConfigError(
@@ -480,6 +482,18 @@ def _check_pretrained(path: str) -> None:
             f"backbone.pretrained: {path} is a {info.get('kind', 'image')} encoder without an image backbone to "
             "train (an image encoder, or the image tower of a contrastkit clip run)"
         )
+
+
+def _check_guide(path: str) -> None:
+    """``method.guide`` names a readable encoder file that embeds text (``kind: text`` or ``dual``)."""
+    from contrastkit.backbones.encoder_file import read_encoder_info
+
+    try:
+        info = read_encoder_info(path)
+    except (FileNotFoundError, ValueError) as e:
+        raise ConfigError(f"method.guide: {e}") from None
+    if info.get("kind", "image") not in ("text", "dual"):
+        raise ConfigError(f"method.guide: {path} is an {info.get('kind', 'image')} encoder; a guide must embed text")
 
 
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
