@@ -80,69 +80,6 @@ def _guided_reference(a, p, n, ga, gp, gn, temperature, margin, symmetric):
 
 @pytest.mark.parametrize("symmetric", [False, True])
 @pytest.mark.parametrize("with_negatives", [False, True])
-def test_matches_float64_cross_entropy_and_its_gradient(symmetric, with_negatives):
-    g = torch.Generator().manual_seed(0)
-    a, p, n = (torch.randn(12, 16, generator=g, requires_grad=True) for _ in range(3))
-    neg = n if with_negatives else None
-    loss = MultipleNegativesRankingLoss(temperature=0.05, symmetric=symmetric)(a, p, neg)
-    ref = reference(a, p, neg, 0.05, symmetric)
-    assert loss.dtype == torch.float32
-    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-5)
-    grads = torch.autograd.grad(loss, [a, p])
-    ref_grads = torch.autograd.grad(ref, [a, p])
-    for got, want in zip(grads, ref_grads, strict=True):
-        torch.testing.assert_close(got.double(), want.double(), rtol=1e-4, atol=1e-6)
-
-
-def test_hard_negatives_raise_the_loss_and_temperature_001_is_finite():
-    g = torch.Generator().manual_seed(1)
-    a = torch.randn(8, 32, generator=g)
-    p = a + 0.1 * torch.randn(8, 32, generator=g)
-    hard = a + 0.2 * torch.randn(8, 32, generator=g)  # close to the anchors: hard
-    loss_fn = MultipleNegativesRankingLoss(temperature=0.01)
-    assert loss_fn(a, p, hard) > loss_fn(a, p)
-    assert torch.isfinite(loss_fn(a, p, hard))
-
-
-def test_bad_inputs_are_named():
-    loss_fn = MultipleNegativesRankingLoss()
-    with pytest.raises(ValueError, match="anchors"):
-        loss_fn(torch.randn(4, 8), torch.randn(5, 8))
-    with pytest.raises(ValueError, match="negatives"):
-        loss_fn(torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 7))
-    with pytest.raises(ValueError, match="temperature"):
-        MultipleNegativesRankingLoss(temperature=0)
-    with pytest.raises(ValueError, match=r"finite|NaN"):
-        loss_fn(torch.full((4, 8), float("nan")), torch.randn(4, 8))
-
-
-def _guided_reference(a, p, n, ga, gp, gn, temperature, margin, symmetric):
-    """GISTEmbed's masking written out as a loop in float64."""
-    a, p = F.normalize(a.double(), dim=-1), F.normalize(p.double(), dim=-1)
-    ga, gp = F.normalize(ga.double(), dim=-1), F.normalize(gp.double(), dim=-1)
-    cands = [p] + ([F.normalize(n.double(), dim=-1)] if n is not None else [])
-    gcands = [gp] + ([F.normalize(gn.double(), dim=-1)] if gn is not None else [])
-    c, gc = torch.cat(cands), torch.cat(gcands)
-    total = 0.0
-    for i in range(len(a)):
-        threshold = float(ga[i] @ gp[i]) - margin
-        kept = [j for j in range(len(c)) if j == i or float(ga[i] @ gc[j]) <= threshold]
-        logits = torch.stack([a[i] @ c[j] for j in kept]) / temperature
-        total += float(torch.logsumexp(logits, 0) - (a[i] @ p[i]) / temperature)
-    loss = total / len(a)
-    if symmetric:
-        back = 0.0
-        for i in range(len(a)):
-            threshold = float(ga[i] @ gp[i]) - margin
-            kept = [j for j in range(len(a)) if j == i or float(gp[i] @ ga[j]) <= threshold]
-            logits = torch.stack([p[i] @ a[j] for j in kept]) / temperature
-            back += float(torch.logsumexp(logits, 0) - (a[i] @ p[i]) / temperature)
-        loss = (loss + back / len(a)) / 2
-    return loss
-
-
-@pytest.mark.parametrize("symmetric", [False, True])
-@pytest.mark.parametrize("with_negatives", [False, True])
 def test_guided_masking_matches_the_loop(symmetric, with_negatives):
     torch.manual_seed(0)
     a, p, n = torch.randn(12, 16), torch.randn(12, 16), torch.randn(12, 16) if with_negatives else None
