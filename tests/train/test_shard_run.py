@@ -65,6 +65,11 @@ def test_a_stream_with_bad_members_trains_to_the_end_counting_each_once(tmp_path
     assert "shard-001.tar/d00050.png: not an image" in report
     assert "shard-002.tar/d00090: no image in sample" in report
     assert "shard-003.tar: unreadable shard" in report
+    # the run's report: curves, and a reason in place of the image map a stream cannot give
+    from contrastkit.cli.main import main
+
+    assert main(["report", str(result.run_dir)]) == 0
+    assert "streamed .tar shards are not indexed" in (result.run_dir / "report.html").read_text()
 
 
 def test_a_stream_resumes_mid_epoch_on_the_same_batches(tmp_path):

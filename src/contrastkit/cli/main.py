@@ -163,6 +163,21 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mine_negatives(args: argparse.Namespace) -> int:
+    from contrastkit.index.mine_negatives import mine_negatives
+
+    try:
+        start, stop = (int(x) for x in args.range.split(":"))
+    except ValueError:
+        raise ValueError(f"--range must be START:STOP (ranks, e.g. 10:50), got {args.range!r}") from None
+    margin = None if args.relative_margin <= 0 else args.relative_margin
+    summary = mine_negatives(
+        args.pairs, args.encoder, args.out, args.num_negatives, (start, stop), args.max_score, margin, args.batch_size
+    )
+    print(f"wrote {args.out}: {summary.text()}")
+    return 0
+
+
 def _index_build(args: argparse.Namespace) -> int:
     from contrastkit.index.search import build_index
 
@@ -290,6 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", required=True, help="index file, e.g. gallery.faiss")
     b.add_argument("--kind", choices=("exact", "ivf", "hnsw"), default="exact", help="exact (default), ivf or hnsw")
     b.set_defaults(func=_index_build)
+    p = sub.add_parser("mine-negatives", help="hard negatives for text pairs, probable false negatives filtered out")
+    p.add_argument("pairs", metavar="PAIRS", help="a pairs file (.jsonl / .csv / .tsv: anchor, positive)")
+    p.add_argument("--encoder", required=True, help="an encoder file that embeds text (text-pairs or clip run)")
+    p.add_argument("--out", required=True, help="output .jsonl: anchor, positive, negative (one row per negative)")
+    p.add_argument("--num-negatives", type=int, default=1, help="negatives per anchor (default 1)")
+    p.add_argument("--range", default="10:50", help="rank window START:STOP the negatives come from (default 10:50)")
+    p.add_argument("--max-score", type=float, default=None, help="skip candidates more similar than this")
+    margin_help = "skip candidates more similar than this x the positive's similarity (0: off; default 0.95)"
+    p.add_argument("--relative-margin", type=float, default=0.95, help=margin_help)
+    p.add_argument("--batch-size", type=int, default=128, help="texts embedded at a time")
+    p.set_defaults(func=_mine_negatives)
     p = sub.add_parser("search", help="the most similar items of an index to an image or a text")
     p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")
     query = p.add_mutually_exclusive_group(required=True)

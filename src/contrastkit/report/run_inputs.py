@@ -109,6 +109,8 @@ def load_report_data(config: RunConfig, bank_size: int, query_size: int) -> Repo
             data.bank.images,
             data.bank.labels,
         )
+    if data.stream is not None:
+        raise ValueError("streamed .tar shards are not indexed, so the report has no image map or neighbours for them")
     order = np.random.default_rng(config.seed + 2).permutation(data.train_indices)
     queries = _unlabelled_subset(data.train_set, order[:query_size])
     bank = _unlabelled_subset(data.train_set, order[query_size : query_size + bank_size])

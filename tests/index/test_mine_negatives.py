@@ -1,0 +1,80 @@
+"""`contrastkit mine-negatives`: negatives from the rank window, never the positive or a copy of it, probable false
+negatives filtered, checked against a brute-force ranking written in the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from contrastkit.backbones import save_encoder
+from contrastkit.cli.main import main
+from contrastkit.data.python_doc_pairs import python_doc_pairs
+from contrastkit.data.text_pairs import TextPairsDataset
+from contrastkit.index.mine_negatives import mine_negatives
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, minilm):
+    folder = tmp_path_factory.mktemp("mine")
+    pairs = [{"anchor": p["anchor"], "positive": p["positive"]} for p in python_doc_pairs(0)[:150]]
+    pairs.append({"anchor": "how do I copy a list", "positive": pairs[0]["positive"].replace(" ", "  ", 1)})  # a copy
+    path = folder / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    encoder = save_encoder(minilm, folder / "minilm.safetensors", {"kind": "text", "text_encoder": minilm.text_config})
+    return path, encoder, pairs
+
+
+def test_negatives_come_from_the_window_and_skip_positives_and_false_negatives(corpus, tmp_path):
+    import contrastkit
+
+    path, encoder_path, pairs = corpus
+    out = tmp_path / "mined.jsonl"
+    summary = mine_negatives(path, encoder_path, out, num_negatives=2, rank_range=(2, 12), relative_margin=0.9)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert summary.rows == len(rows) > 0 and summary.anchors == len(pairs)
+    # brute force: the ranked corpus of each anchor without its positive's copies, written out here
+    encoder = contrastkit.load_encoder(encoder_path)
+    corpus_texts = list(dict.fromkeys(p["positive"] for p in pairs))
+    with torch.no_grad():
+        c = encoder.encode_text(corpus_texts).numpy()
+    same = lambda t: " ".join(t.split())  # noqa: E731
+    by_anchor: dict[str, list[dict]] = {}
+    for row in rows:
+        by_anchor.setdefault(row["anchor"] + "\0" + row["positive"], []).append(row)
+    for key, mined in by_anchor.items():
+        anchor, positive = key.split("\0")
+        with torch.no_grad():
+            q = encoder.encode_text([anchor]).numpy()[0]
+        scores = c @ q
+        ranked = [j for j in np.argsort(-scores) if same(corpus_texts[j]) != same(positive)]
+        rank_of = {corpus_texts[j]: r for r, j in enumerate(ranked)}
+        pos_score = float(q @ encoder.encode_text([positive]).detach().numpy()[0])
+        copies = sum(1 for p in pairs if p["anchor"] == anchor and p["positive"] == positive)
+        assert len(mined) <= 2 * copies  # at most num_negatives per record
+        for row in mined:
+            negative = row["negative"]
+            assert same(negative) != same(positive)
+            assert 2 <= rank_of[negative] < 12
+            assert float(scores[corpus_texts.index(negative)]) <= 0.9 * pos_score + 1e-5
+    # the output is a pairs file text-pairs reads, with its negative column
+    data = TextPairsDataset(out)
+    assert data.has_negatives and len(data) == len(rows)
+
+
+def test_the_command_prints_what_it_filtered_and_refuses_bad_settings(corpus, tmp_path, capsys):
+    path, encoder_path, _ = corpus
+    out = tmp_path / "mined.jsonl"
+    assert main(["mine-negatives", str(path), "--encoder", str(encoder_path), "--out", str(out), "--range", "0:5",
+                 "--max-score", "0.6"]) == 0  # fmt: skip
+    printed = capsys.readouterr().out
+    assert "wrote" in printed and "anchor-positive similarity" in printed and "above max score" in printed
+    for row in map(json.loads, out.read_text().splitlines()):
+        assert row["negative"] != row["positive"]
+    assert main(["mine-negatives", str(path), "--encoder", str(encoder_path), "--out", str(out), "--range", "5"]) == 2
+    assert "--range must be START:STOP" in capsys.readouterr().err
+    assert main(["mine-negatives", str(path), "--encoder", str(encoder_path), "--out", str(out), "--range", "3:4",
+                 "--num-negatives", "2"]) == 2  # fmt: skip
+    assert "fewer ranks than --num-negatives" in capsys.readouterr().err
