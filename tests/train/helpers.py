@@ -26,3 +26,22 @@ def tiny_config(out_dir: Path, *overrides: str, method: str = "simclr", **sectio
     for key, value in sections.items():
         base[key] = {**base.get(key, {}), **value} if isinstance(value, dict) else value
     return load_config(base, list(overrides))
+
+
+def run_process_group(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 300):
+    """``subprocess.run`` for launchers (torchrun) whose workers must not outlive a timeout: the command gets its own
+    process group, killed whole when the time is up (then TimeoutExpired is raised as by ``subprocess.run``)."""
+    import os
+    import signal
+    import subprocess
+
+    process = subprocess.Popen(
+        command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, out, err)

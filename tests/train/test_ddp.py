@@ -6,11 +6,14 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.train.helpers import run_process_group
 
 SCRIPT = Path(__file__).with_name("ddp_script.py")
 GLOBAL_BATCH = 64
@@ -30,7 +33,7 @@ def _lrs(run_dir: Path) -> list[float]:
 
 def _run(args: list[str], tmp_path: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    done = run_process_group(args, env, tmp_path)
     if done.returncode != 0:
         pytest.fail(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}")
 
@@ -113,12 +116,18 @@ def test_two_nodes_on_one_machine_follow_the_single_process_loss_curve(tmp_path)
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # its own process group: killed whole if it hangs
         )
         for rank in (0, 1)
     ]
-    for launcher in launchers:
-        out, _ = launcher.communicate(timeout=300)
-        assert launcher.returncode == 0, out[-4000:]
+    try:
+        for launcher in launchers:
+            out, _ = launcher.communicate(timeout=300)
+            assert launcher.returncode == 0, out[-4000:]
+    finally:
+        for launcher in launchers:
+            if launcher.poll() is None:
+                os.killpg(launcher.pid, signal.SIGKILL)
     one, two = _losses(single / "tiny"), _losses(nodes / "tiny")
     assert len(one) == len(two) == 6 and one[0] != one[-1]
     for step, (a, b) in enumerate(zip(one, two, strict=True)):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from contrastkit.train.fit import train
+from tests.train.helpers import run_process_group
 from tests.train.resume_runs import METHODS, resume_config
 from tests.train.test_resume import CrashAt
 
@@ -70,7 +71,7 @@ def _launch(tmp_path: Path, processes: int, *args: str, restarts: int = 0) -> su
         launcher += ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
         launcher += [f"--max-restarts={restarts}", "--monitor-interval=0.5"]
     command = [*launcher, str(SCRIPT), *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    return run_process_group(command, env, tmp_path)
 
 
 def _ok(done: subprocess.CompletedProcess) -> None:
