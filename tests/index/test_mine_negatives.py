@@ -71,6 +71,8 @@ def test_the_command_prints_what_it_filtered_and_refuses_bad_settings(corpus, tm
                  "--max-score", "0.6"]) == 0  # fmt: skip
     printed = capsys.readouterr().out
     assert "wrote" in printed and "anchor-positive similarity" in printed and "above max score" in printed
+    stats = json.loads((tmp_path / "mined.jsonl.mining.json").read_text())  # beside the pairs, for the final table
+    assert stats["rows"] == len(out.read_text().splitlines()) and stats["settings"]["range"] == [0, 5]
     for row in map(json.loads, out.read_text().splitlines()):
         assert row["negative"] != row["positive"]
     assert main(["mine-negatives", str(path), "--encoder", str(encoder_path), "--out", str(out), "--range", "5"]) == 2

@@ -64,6 +64,18 @@ def test_text_encoder_embeds_and_searches_texts(run, tmp_path, capsys):
     assert len(lines) == 3 and "for statement" in lines[0]
 
 
+def test_the_final_table_shows_the_mining_of_mined_pairs():
+    from contrastkit.train.tasks.text_pairs_task import format_pair_table
+
+    r = {"recall@1": 0.5, "recall@10": 0.9, "mrr": 0.6}
+    mining = {"rows": 90, "anchors": 100, "filtered": {"above relative margin": 7},
+              "positive_scores": [0.1, 0.5, 0.6, 0.7, 0.9], "negative_scores": [0.1, 0.3, 0.4, 0.5, 0.6]}  # fmt: skip
+    table = format_pair_table({"held_out_pairs": 10, "before": r, "after": r, "mining": mining})
+    assert "hard negatives: 90 mined rows for 100 anchors (skipped in the window: 7 above relative margin" in table
+    assert "median similarity positive 0.600, negative 0.400" in table
+    assert "hard negatives" not in format_pair_table({"held_out_pairs": 10, "before": r, "after": r})
+
+
 def test_bad_pairs_files_are_refused(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"anchor": "a", "positive": "b"}\n{"anchor": "c"}\n')

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +155,16 @@ def mine_negatives(
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     os.replace(tmp, out)
     filtered = {why: n for why, n in filtered.items() if n}
-    return MiningSummary(
+    summary = MiningSummary(
         len(anchors), len(corpus), len(rows), without, filtered, _quantiles(pos_scores), _quantiles(neg_scores)
     )
+    settings = {"num_negatives": num_negatives, "range": [start, stop], "max_score": max_score,
+                "relative_margin": relative_margin, "encoder": getattr(encoder, "encoder_path", None)}  # fmt: skip
+    stats_path(out).write_text(json.dumps({**asdict(summary), "settings": settings}, indent=2) + "\n")
+    return summary
+
+
+def stats_path(mined: str | os.PathLike) -> Path:
+    """Where mining writes its statistics beside the mined pairs (``mined.jsonl`` -> ``mined.jsonl.mining.json``);
+    a text-pairs run on that file shows them in its final table."""
+    return Path(f"{mined}.mining.json")

@@ -3,6 +3,7 @@ before and after training, exported as an encoder file for ``contrastkit embed``
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -105,6 +106,11 @@ class TextPairsTask(Task):
         before = pair_retrieval(initial.backbone, self.data.dataset, held_out)
         after = pair_retrieval(self.method.backbone, self.data.dataset, held_out)
         scores = {"held_out_pairs": len(held_out), "before": before, "after": after}
+        from contrastkit.index.mine_negatives import stats_path
+
+        mining = stats_path(self.config.data.path) if self.config.data.path else None
+        if mining is not None and mining.is_file():  # pairs from contrastkit mine-negatives: what it did
+            scores["mining"] = json.loads(mining.read_text())
         return FinalEvaluation(scores, format_pair_table(scores))
 
 
@@ -116,4 +122,13 @@ def format_pair_table(result: dict[str, Any]) -> str:
         r = result[name]
         label = "pretrained (before)" if name == "before" else "fine-tuned (after)"
         lines.append(f"{label:<22} {r['recall@1']:>7.4f} {r['recall@10']:>7.4f} {r['mrr']:>7.4f}")
+    mining = result.get("mining")
+    if mining:
+        skipped = ", ".join(f"{n} {why}" for why, n in mining.get("filtered", {}).items()) or "none"
+        median = lambda q: f"{q[2]:.3f}" if q else "-"  # noqa: E731
+        lines.append(
+            f"hard negatives: {mining['rows']} mined rows for {mining['anchors']} anchors (skipped in the window: "
+            f"{skipped}; median similarity positive {median(mining.get('positive_scores'))}, negative "
+            f"{median(mining.get('negative_scores'))})"
+        )
     return "\n".join(lines)
