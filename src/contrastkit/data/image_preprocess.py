@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.resize_center_crop import resize_center_crop
 from contrastkit.views.view_spec import GRAYSCALE_MEAN, GRAYSCALE_STD, IMAGENET_MEAN, IMAGENET_STD
 
@@ -60,16 +61,11 @@ class ImagePreprocess:
             image = image[None] if image.ndim == 2 else image.permute(2, 0, 1)  # (C, H, W)
         if not isinstance(image, Tensor) or image.ndim != 3 or image.dtype != torch.uint8:
             raise TypeError("preprocess takes a PIL image, a uint8 array (H, W[, C]) or a uint8 tensor (C, H, W)")
-        if image.shape[0] == self.in_chans:
-            return image
-        if image.shape[0] == 1:
-            return image.expand(3, -1, -1)  # grey -> RGB
-        if image.shape[0] in (3, 4) and self.in_chans == 1:  # RGB(A) -> grey, ITU-R 601 luma as PIL's "L"
-            weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
-            return (image[:3].float() * weights).sum(0, keepdim=True).round().clamp(0, 255).to(torch.uint8)
         if image.shape[0] == 4:
-            return image[:3]  # RGBA -> RGB
-        raise ValueError(f"an image with {image.shape[0]} channels cannot become {self.in_chans}")
+            image = image[:3]  # RGBA -> RGB
+        if image.shape[0] not in (1, 3):
+            raise ValueError(f"an image with {image.shape[0]} channels cannot become {self.in_chans}")
+        return match_channels(image, self.in_chans)  # grey <-> RGB (luma as PIL's "L")
 
     def __call__(self, image: Any) -> Tensor:
         x = self._uint8(image)  # (C, H, W) uint8

@@ -86,6 +86,11 @@ class ShardedBatchSampler(Sampler[list[int]]):
         return len(self.order) // self.batch_size
 
 
+def resume_position(trainer: Any) -> dict[str, int] | None:
+    """The data position (epoch, batches trained) of the checkpoint this run resumed from, None when it did not."""
+    return getattr(trainer.lightning_module, "resume_position", None) if trainer is not None else None
+
+
 def sharded_sampler(trainer: Any, n: int, batch_size: int, seed: int, items: str) -> ShardedBatchSampler:
     """This process's :class:`ShardedBatchSampler` over ``n`` training ``items`` (rank and world size from the
     Lightning ``trainer``; one process without one); fewer items than one global batch are refused."""
@@ -96,7 +101,7 @@ def sharded_sampler(trainer: Any, n: int, batch_size: int, seed: int, items: str
             "lower data.batch_size"
         )
     sampler = ShardedBatchSampler(n, batch_size, rank, world, seed)
-    position = getattr(trainer.lightning_module, "resume_position", None) if trainer is not None else None
+    position = resume_position(trainer)
     if position:  # resumed from a checkpoint: continue its epoch's stream where it stood
         sampler.resume_at(position["epoch"], position["batches"])
     return sampler
@@ -280,7 +285,7 @@ class RunDataModule(pl.LightningDataModule):
         if trainer is not None:
             # the epoch this loader's first pass reads: a mid-epoch checkpoint's own (the trainer's epoch counter is
             # not restored yet when Lightning asks for the loader), else the trainer's
-            position = getattr(trainer.lightning_module, "resume_position", None)
+            position = resume_position(trainer)
             if position and 0 < position["batches"] < batches:
                 epochs.set_epoch(position["epoch"])
                 epochs.resume_at(position["epoch"], position["batches"])
