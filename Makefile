@@ -21,13 +21,21 @@ $(FMNIST):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null) || \
 	  echo "note: could not install dataset-fashion-mnist (needs root and apt); continuing without it"
 
-# Headless Chromium from Debian (package chromium), best effort: the report's browser test renders the HTML
-# report with it, and says how to install it when it skips.
-CHROMIUM := /usr/bin/chromium
+# Headless Chromium from Debian (packages chromium and chromium-driver), best effort: the report's browser test
+# renders the HTML report with it, `contrastkit serve`'s page is driven in it with Selenium; both say how to install
+# it when they skip.
+CHROMIUM := /usr/bin/chromedriver
 $(CHROMIUM):
 	-(command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
-	  echo "note: could not install chromium (needs root and apt); the report's browser test will skip"
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
+	  echo "note: could not install chromium (needs root and apt); the browser tests will skip"
+
+# WordNet from Debian (package wordnet-base), best effort: benchmarks/text_retrieval.py's second corpus.
+WORDNET := /usr/share/wordnet/data.noun
+$(WORDNET):
+	-(command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wordnet-base >/dev/null) || \
+	  echo "note: could not install wordnet-base (needs root and apt); benchmarks/text_retrieval.py needs it"
 
 # The main job: `contrastkit train` for about five minutes of two CPU cores (the simclr-fashion-mnist recipe at the
 # budget it is tuned for: 2 epochs on all 60,000 images), then kNN accuracy on the 10,000 test images against all
@@ -49,7 +57,7 @@ demo: $(STAMP) | $(FMNIST)
 test: $(STAMP) | $(FMNIST) $(CHROMIUM)
 	$(PY) -m pytest -q
 
-bench: $(STAMP) | $(FMNIST)
+bench: $(STAMP) | $(FMNIST) $(WORDNET)
 	$(PY) benchmarks/losses.py
 	$(PY) benchmarks/views.py
 	$(PY) benchmarks/throughput.py
@@ -58,6 +66,8 @@ bench: $(STAMP) | $(FMNIST)
 	$(PY) benchmarks/finetune.py
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/clip.py
+	$(PY) benchmarks/text.py
+	$(PY) benchmarks/text_retrieval.py
 	$(PY) benchmarks/gradcache.py
 	$(PY) benchmarks/faults.py
 

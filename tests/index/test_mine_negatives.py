@@ -42,6 +42,7 @@ def test_negatives_come_from_the_window_and_skip_positives_and_false_negatives(c
         c = encoder.encode_text(corpus_texts).numpy()
     same = lambda t: " ".join(t.split())  # noqa: E731
     by_anchor: dict[str, list[dict]] = {}
+    below: dict[str, int] = {}  # the anchors (with their number of records) that took negatives from below
     for row in rows:
         by_anchor.setdefault(row["anchor"] + "\0" + row["positive"], []).append(row)
     for key, mined in by_anchor.items():
@@ -54,11 +55,18 @@ def test_negatives_come_from_the_window_and_skip_positives_and_false_negatives(c
         pos_score = float(q @ encoder.encode_text([positive]).detach().numpy()[0])
         copies = sum(1 for p in pairs if p["anchor"] == anchor and p["positive"] == positive)
         assert len(mined) <= 2 * copies  # at most num_negatives per record
+        acceptable = [r for r, j in enumerate(ranked) if r >= 2 and scores[j] <= 0.9 * pos_score + 1e-5]
         for row in mined:
             negative = row["negative"]
             assert same(negative) != same(positive)
-            assert 2 <= rank_of[negative] < 12
             assert float(scores[corpus_texts.index(negative)]) <= 0.9 * pos_score + 1e-5
+            if rank_of[negative] >= 12:  # nothing acceptable in the window: the first acceptable ones below it
+                assert not [r for r in acceptable if r < 12] and rank_of[negative] in acceptable[:2]
+                below[key] = copies
+            else:
+                assert 2 <= rank_of[negative] < 12
+    assert summary.below_window == sum(below.values()) > 0  # the corpus has anchors whose positive ranks low
+    assert summary.without_negative == 0  # every anchor stays in training
     # the output is a pairs file text-pairs reads, with its negative column
     data = TextPairsDataset(out)
     assert data.has_negatives and len(data) == len(rows)

@@ -147,6 +147,12 @@ def test_text_pairs_run_reports_its_curves_and_before_after_table(tmp_path):
 
     pairs = tmp_path / "pairs.jsonl"
     write_python_doc_pairs(pairs)
+    mining = {"anchors": 804, "corpus": 700, "rows": 790, "without_negative": 3, "below_window": 41,
+              "filtered": {"above relative margin": 1234}, "positive_scores": [0.1, 0.4, 0.5, 0.6, 0.9],
+              "negative_scores": [0.2, 0.35, 0.4, 0.45, 0.6],
+              "settings": {"range": [10, 50], "num_negatives": 1, "max_score": None, "relative_margin": 0.95,
+                           "encoder": "minilm.safetensors"}}  # fmt: skip
+    (tmp_path / "pairs.jsonl.mining.json").write_text(json.dumps(mining))  # as mine-negatives writes beside its output
     args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={tmp_path}", "data.batch_size=8",
             "data.train_fraction=0.05", "trainer.max_steps=3", "final_eval.test_size=20",
             "trainer.log_every_n_steps=1", "trainer.enable_progress_bar=false"]  # fmt: skip
@@ -156,3 +162,8 @@ def test_text_pairs_run_reports_its_curves_and_before_after_table(tmp_path):
     assert "retrieval on 20 held-out pairs" in page
     after = json.loads((tmp_path / "text-pairs" / "final_eval.json").read_text())["after"]["mrr"]
     assert f"{after:.4f}"[:5] in page
+    assert "Hard-negative mining of the training pairs" in page
+    for shown in ("804 / 700", "skipped: above relative margin</td><td class=\"num\">1234",
+                  "below the window</td><td class=\"num\">41",
+                  "0.200 / 0.350 / 0.400 / 0.450 / 0.600", "[10, 50], 1"):  # fmt: skip
+        assert shown in page

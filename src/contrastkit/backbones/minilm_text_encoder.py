@@ -41,7 +41,13 @@ def load_tokenizer(model_path: str | os.PathLike | None = None):
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int, device: torch.device) -> dict[str, Tensor]:
-    """``input_ids`` and ``attention_mask`` ``(B, L)`` of ``texts`` (padded to the longest, truncated)."""
+    """``input_ids`` and ``attention_mask`` ``(B, L)`` of ``texts`` (padded to the longest, truncated); texts
+    tokenised ahead by the same tokenizer and length (:class:`~contrastkit.data.tokenized_texts.TokenizedTexts`)
+    bring their ids."""
+    from contrastkit.data.tokenized_texts import TokenizedTexts, tokenizer_key
+
+    if isinstance(texts, TokenizedTexts) and texts.key == tokenizer_key(tokenizer, max_length):
+        return {"input_ids": texts.input_ids.to(device), "attention_mask": texts.attention_mask.to(device)}
     if isinstance(texts, str):
         raise TypeError("texts must be a list of strings, got one string (wrap it in a list)")
     texts = list(texts)

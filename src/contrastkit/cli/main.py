@@ -6,6 +6,7 @@ Argument parsing uses the standard library's ``argparse``; configs use OmegaConf
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -70,37 +71,73 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_SHARD_SIZE = 50_000  # inputs per shard of a sharded (multi-process) embed
+
+
 def _embed(args: argparse.Namespace) -> int:
     import contrastkit
     from contrastkit.backbones.encoder import ImageEncoder, SequenceEncoder
-    from contrastkit.data import load_dataset
-    from contrastkit.index.embed import embed_dataset
+    from contrastkit.index.embedding_shards import process_rank
 
+    rank, world = process_rank()
+    if args.shard_size is not None and args.shard_size < 1:
+        raise ValueError(f"--shard-size must be >= 1, got {args.shard_size}")
     encoder = contrastkit.load_encoder(args.encoder)
     if isinstance(encoder, SequenceEncoder):
         raise ValueError(
             f"{args.encoder}: a sequence encoder (from a CPC run); embed reads images and texts: in Python, "
             "contrastkit.load_encoder(ENCODER).encode_sequence(signals) embeds (N, C, L) signals"
         )
-    if not isinstance(encoder, ImageEncoder) or args.data.endswith((".txt", ".jsonl", ".ndjson")):
+    import torch
+
+    if world > 1 and torch.cuda.is_available():  # one GPU per process under torchrun
+        encoder = encoder.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}")
+    texts = not isinstance(encoder, ImageEncoder) or args.data.endswith((".txt", ".jsonl", ".ndjson"))
+    if texts:
         from contrastkit.index.embed import embed_texts, read_texts
 
-        summary = embed_texts(encoder, read_texts(args.data), args.out, args.batch_size, float16=args.float16)
+        items = read_texts(args.data)
+
+        def embed_rows(rows: range, out) -> dict:
+            return embed_texts(encoder, items[rows.start : rows.stop], out, args.batch_size, float16=args.float16)
+
+        what = "text embeddings"
+    else:
+        from contrastkit.data import load_dataset
+        from contrastkit.index.embed import embed_dataset
+
+        items = load_dataset(args.data, split=args.split)
+
+        def embed_rows(rows: range, out) -> dict:
+            return embed_dataset(
+                encoder, items, out, args.batch_size, args.num_workers, args.float16, not args.quiet, rows
+            )
+
+        what = "embeddings"
+    if args.shard_size is None and world == 1:  # one process, one folder
+        summary = embed_rows(range(len(items)), args.out)
+        skipped = ""
+        if summary["skipped"]:
+            skipped = f", {len(summary['skipped'])} unreadable images skipped (listed in embed.json)"
+        ids = "texts in ids.txt" if texts else "row ids in ids.txt"
         print(
-            f"wrote {summary['rows']} x {summary['dim']} text embeddings to {args.out}/embeddings.npy "
-            "(texts in ids.txt)"
+            f"wrote {summary['rows']} x {summary['dim']} {summary['dtype']} {what} to {args.out}/embeddings.npy "
+            f"({ids}){skipped}"
         )
         return 0
-    dataset = load_dataset(args.data, split=args.split)
-    summary = embed_dataset(
-        encoder, dataset, args.out, args.batch_size, args.num_workers, float16=args.float16, progress=not args.quiet
-    )
-    skipped = (
-        f", {len(summary['skipped'])} unreadable images skipped (listed in embed.json)" if summary["skipped"] else ""
+    from contrastkit.index.embedding_shards import embed_in_shards
+
+    job = {"encoder": str(os.path.abspath(args.encoder)), "data": args.data, "split": args.split,
+           "float16": bool(args.float16)}  # fmt: skip
+    done = embed_in_shards(embed_rows, len(items), args.out, args.shard_size or DEFAULT_SHARD_SIZE, job, rank, world)
+    state = (
+        f"all {done['shards']} shards finished: {args.out}/manifest.json"
+        if done["complete"]
+        else "other processes' shards still running (the last to finish writes manifest.json)"
     )
     print(
-        f"wrote {summary['rows']} x {summary['dim']} {summary['dtype']} embeddings to {args.out}/embeddings.npy "
-        f"(row ids in ids.txt){skipped}"
+        f"process {rank}/{world}: embedded {done['embedded']} of its {done['mine']} shards, skipped "
+        f"{done['skipped']} finished earlier; {state}"
     )
     return 0
 
@@ -179,10 +216,22 @@ def _mine_negatives(args: argparse.Namespace) -> int:
 
 
 def _index_build(args: argparse.Namespace) -> int:
+    from contrastkit.index.embedding_index import EmbeddingIndex
     from contrastkit.index.search import build_index
+    from contrastkit.index.sized_index import parse_memory
 
-    path = build_index(args.embeddings, args.out, args.kind)
-    print(f"wrote {args.kind} index {path} (+ .json, .ids.txt, .source.json)")
+    if args.max_query_ms is not None and not args.max_query_ms > 0:
+        raise ValueError(f"--max-query-ms must be > 0, got {args.max_query_ms}")
+    memory = parse_memory(args.max_memory) if args.max_memory is not None else None
+    path = build_index(args.embeddings, args.out, args.kind, memory, args.max_query_ms)
+    index = EmbeddingIndex.load(path)
+    quality = index.quality
+    measured = ""
+    if quality:
+        measured = f"; recall@10 {quality['recall_at_10']:.3f} vs exact, {quality['ms_per_query']:.2f} ms/query"
+        if "plan" in quality:
+            measured += f" ({quality['plan']['reason']})"
+    print(f"wrote {index.kind} index {path} of {len(index)} vectors (+ .json, .ids.txt, .source.json){measured}")
     return 0
 
 
@@ -195,6 +244,15 @@ def _search(args: argparse.Namespace) -> int:
         results = search_image(args.index, args.image, args.k, args.encoder)
     for rank, (score, row_id) in enumerate(results, start=1):
         print(f"{rank:>3}  {score:.4f}  {row_id}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from contrastkit.index.search_service import serve
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
+    serve(args.index, args.encoder, args.host, args.port, args.image_root)
     return 0
 
 
@@ -283,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    shard_help = (
+        "write shards of this many inputs (resumable: finished shards are skipped) and a manifest; under torchrun "
+        f"the processes share the shards (default there: {DEFAULT_SHARD_SIZE})"
+    )
+    p.add_argument("--shard-size", type=int, default=None, help=shard_help)
     p.set_defaults(func=_embed)
     p = sub.add_parser("eval", help="kNN, linear probe, retrieval and health of an encoder vs random init and pixels")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from contrastkit train / export")
@@ -303,7 +366,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = index_sub.add_parser("build", help="index the output folder of contrastkit embed")
     b.add_argument("embeddings", metavar="EMBEDDINGS_DIR", help="a folder written by contrastkit embed")
     b.add_argument("--out", required=True, help="index file, e.g. gallery.faiss")
-    b.add_argument("--kind", choices=("exact", "ivf", "hnsw"), default="exact", help="exact (default), ivf or hnsw")
+    b.add_argument("--kind", choices=("exact", "ivf", "hnsw", "ivfpq"), default=None,
+                   help="exact (default), ivf, hnsw or ivfpq (OPQ + IVF-PQ: compressed codes)")  # fmt: skip
+    b.add_argument("--max-memory", default=None, help="memory budget (e.g. 2GB): the index kind is chosen to fit it")
+    b.add_argument("--max-query-ms", type=float, default=None, help="tune the search effort to answer within this")
     b.set_defaults(func=_index_build)
     p = sub.add_parser("mine-negatives", help="hard negatives for text pairs, probable false negatives filtered out")
     p.add_argument("pairs", metavar="PAIRS", help="a pairs file (.jsonl / .csv / .tsv: anchor, positive)")
@@ -324,6 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10, help="results to print")
     p.add_argument("--encoder", default=None, help="encoder to embed the query (default: the one the index came from)")
     p.set_defaults(func=_search)
+    p = sub.add_parser("serve", help="an index as an HTTP search service with a web page (FastAPI + uvicorn)")
+    p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")
+    p.add_argument("--encoder", default=None, help="encoder to embed queries (default: the one the index came from)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    root_help = "folder whose image files may be shown as thumbnails (default: the common folder of image-path ids)"
+    p.add_argument("--image-root", default=None, help=root_help)
+    p.set_defaults(func=_serve)
     p = sub.add_parser("zeroshot", help="classify images by class names in words, with an encoder from a clip run")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from a clip run (image and text towers)")
     p.add_argument("--data", required=True, help="a labelled built-in data set (test split) or a class-folder path")

@@ -16,24 +16,27 @@ from contrastkit.data.skip_report import Skipped, SkipReport, split_skipped
 
 
 class _Prepared(Dataset):
-    """Items ``(uint8 (C, S, S), id)`` at the encoder's channels and input size; unreadable items stay Skipped."""
+    """Items ``(uint8 (C, S, S), id)`` at the encoder's channels and input size, for the data set's ``rows`` (all by
+    default); the id is the file path, else the data-set index. Unreadable items stay Skipped."""
 
-    def __init__(self, dataset: Any, channels: int, size: int) -> None:
+    def __init__(self, dataset: Any, channels: int, size: int, rows: range | None = None) -> None:
         self.dataset, self.channels, self.size = dataset, channels, size
+        self.rows = range(len(dataset)) if rows is None else rows
         samples = getattr(dataset, "samples", None)
         self.ids = [str(p) for p, _ in samples] if samples is not None else None
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.rows)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str] | Skipped:
         from contrastkit.data.resize_center_crop import resize_center_crop
 
-        item = self.dataset[index]
+        row = self.rows[index]
+        item = self.dataset[row]
         if isinstance(item, Skipped):
             return item
         image = resize_center_crop(match_channels(item[0], self.channels), self.size)
-        return image, self.ids[index] if self.ids is not None else str(index)
+        return image, self.ids[row] if self.ids is not None else str(row)
 
 
 def _collate(batch: list[Any]) -> tuple[torch.Tensor, list[str], list[tuple[str, str, str]]]:
@@ -50,6 +53,7 @@ def embed_dataset(
     num_workers: int = 2,
     float16: bool = False,
     progress: bool = True,
+    rows: range | None = None,
 ) -> dict[str, Any]:
     """Write ``embeddings.npy`` (float32, or float16), ``ids.txt`` (a file path or data-set index per row) and
     ``embed.json`` for every readable image of ``dataset``.
@@ -61,6 +65,7 @@ def embed_dataset(
         encoder: from :func:`contrastkit.load_encoder` (its ``encoder_info`` gives channels, size, mean, std).
         dataset: a map-style data set of ``(uint8 image, target)`` items (``load_dataset``).
         out_dir: output folder (created).
+        rows: embed only these rows of the data set (one shard of a sharded job); ids stay the data set's.
     """
     from tqdm.auto import tqdm
 
@@ -69,7 +74,7 @@ def embed_dataset(
     info = encoder.encoder_info
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    prepared = _Prepared(dataset, int(info["in_chans"]), int(info["input_size"]))
+    prepared = _Prepared(dataset, int(info["in_chans"]), int(info["input_size"]), rows)
     n = len(prepared)
     if n == 0:
         raise ValueError(f"{dataset!r} has no samples: nothing to embed")

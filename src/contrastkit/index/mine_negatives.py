@@ -26,6 +26,7 @@ class MiningSummary:
     corpus: int  # distinct positives searched
     rows: int  # (anchor, positive, negative) rows written
     without_negative: int  # anchors left without any negative (not written)
+    below_window: int = 0  # anchors with nothing acceptable in the window, given the first acceptable below it
     filtered: dict[str, int] = field(default_factory=dict)  # candidates skipped in the window, by reason
     positive_scores: list[float] = field(default_factory=list)  # quantiles 0, 25, 50, 75, 100 of anchor-positive
     negative_scores: list[float] = field(default_factory=list)  # the same for the negatives written
@@ -35,7 +36,8 @@ class MiningSummary:
         reasons = ", ".join(f"{n} {why}" for why, n in self.filtered.items()) or "none"
         return (
             f"{self.anchors} anchors, a corpus of {self.corpus} distinct positives; wrote {self.rows} rows "
-            f"({self.without_negative} anchors left without a negative)\n"
+            f"({self.below_window} anchors with nothing acceptable in the rank window took negatives from below it; "
+            f"{self.without_negative} left without a negative)\n"
             f"skipped in the rank window: {reasons}\n"
             f"anchor-positive similarity (min / 25% / median / 75% / max): {q(self.positive_scores)}\n"
             f"anchor-negative similarity (min / 25% / median / 75% / max): {q(self.negative_scores)}"
@@ -70,6 +72,10 @@ def mine_negatives(
 ) -> MiningSummary:
     """Write ``out`` (JSON lines ``{"anchor", "positive", "negative"}``, one row per mined negative: the format
     ``contrastkit train text-pairs`` reads) from the pairs file ``pairs``.
+
+    An anchor with no acceptable candidate in the window (its positive ranks low, so all of the window is above the
+    relative margin) takes the first acceptable candidates ranked below the window instead of leaving the training
+    set: those are the anchors the encoder gets most wrong (counted in ``below_window``).
 
     Args:
         pairs: a pairs file (``.jsonl`` / ``.csv`` / ``.tsv`` with anchor and positive columns).
@@ -112,42 +118,60 @@ def mine_negatives(
     if not corpus:
         raise ValueError(f"{pairs}: no pairs to mine from")
     keys = [_same(t) for t in corpus]
+    embedded = _embed(encoder, corpus, batch_size)  # (C, D)
     index = faiss.IndexFlatIP(int(encoder.feature_dim))
-    index.add(_embed(encoder, corpus, batch_size))
+    index.add(embedded)
     query = _embed(encoder, anchors, batch_size)  # (A, D)
     position = {text: i for i, text in enumerate(corpus)}
-    pos_scores = [float(query[i] @ index.reconstruct(position[positives[i]])) for i in range(len(anchors))]
+    own_ids = np.array([position[p] for p in positives])  # (A,)
+    pos_scores = np.einsum("ad,ad->a", query, embedded[own_ids]).tolist()  # (A,)
     filtered = {"duplicate of the positive": 0, "above max score": 0, "above relative margin": 0}
-    rows, neg_scores, without = [], [], 0
+    counts = {"below the window": 0}
+
+    def pick(i: int, scores: np.ndarray, ids: np.ndarray, first: int, last: int) -> list[tuple[float, str]]:
+        """Up to num_negatives acceptable candidates ranked first .. last - 1 for anchor i (the own positive and
+        its copies are not ranked)."""
+        own, rank, kept = keys[own_ids[i]], 0, []
+        for s, j in zip(scores, ids, strict=True):
+            if j < 0:
+                break
+            if keys[j] == own:  # the anchor's own positive (not a candidate), or a copy of it
+                filtered["duplicate of the positive"] += int(j != own_ids[i] and first == start)
+                continue
+            if rank >= last or len(kept) == num_negatives:
+                break
+            if rank >= first:
+                if max_score is not None and s > max_score:
+                    filtered["above max score"] += int(first == start)
+                elif relative_margin is not None and s > relative_margin * pos_scores[i]:
+                    filtered["above relative margin"] += int(first == start)
+                else:
+                    kept.append((float(s), corpus[j]))
+            rank += 1
+        return kept
+
+    mined: list[list[tuple[float, str]]] = []
     for begin in range(0, len(anchors), 1024):
-        block = query[begin : begin + 1024]
         depth = min(len(corpus), stop + 64)  # room for the positive's duplicates above the window
-        scores, ids = index.search(block, depth)
-        for row, (sc, ix) in enumerate(zip(scores, ids, strict=True)):
-            i = begin + row
-            own = _same(positives[i])
-            rank, kept = 0, []
-            for s, j in zip(sc, ix, strict=True):
-                if j < 0:
-                    break
-                if keys[j] == own:  # the anchor's own positive (not a candidate), or a copy of it
-                    filtered["duplicate of the positive"] += int(j != position[positives[i]])
-                    continue
-                if rank >= stop or len(kept) == num_negatives:
-                    break
-                if rank >= start:
-                    if max_score is not None and s > max_score:
-                        filtered["above max score"] += 1
-                    elif relative_margin is not None and s > relative_margin * pos_scores[i]:
-                        filtered["above relative margin"] += 1
-                    else:
-                        kept.append((float(s), corpus[j]))
-                rank += 1
-            if not kept:
-                without += 1
-            for s, text in kept:
-                rows.append({"anchor": anchors[i], "positive": positives[i], "negative": text})
-                neg_scores.append(s)
+        scores, ids = index.search(query[begin : begin + 1024], depth)
+        mined += [pick(begin + r, sc, ix, start, stop) for r, (sc, ix) in enumerate(zip(scores, ids, strict=True))]
+    # Anchors with nothing acceptable in the window (their positive ranks low, so every candidate in it is above the
+    # relative margin: the anchors the encoder gets most wrong) take the first acceptable candidates below it
+    # rather than drop out of training.
+    missing = [i for i, kept in enumerate(mined) if not kept]
+    depth = min(len(corpus), stop + 1024)
+    for begin in range(0, len(missing), 1024) if depth > stop else ():
+        block = missing[begin : begin + 1024]
+        scores, ids = index.search(query[block], depth)
+        for i, sc, ix in zip(block, scores, ids, strict=True):
+            mined[i] = pick(i, sc, ix, stop, depth)
+            counts["below the window"] += int(bool(mined[i]))
+    rows, neg_scores, without = [], [], 0
+    for i, kept in enumerate(mined):
+        without += not kept
+        for s, text in kept:
+            rows.append({"anchor": anchors[i], "positive": positives[i], "negative": text})
+            neg_scores.append(s)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -156,7 +180,14 @@ def mine_negatives(
     os.replace(tmp, out)
     filtered = {why: n for why, n in filtered.items() if n}
     summary = MiningSummary(
-        len(anchors), len(corpus), len(rows), without, filtered, _quantiles(pos_scores), _quantiles(neg_scores)
+        len(anchors),
+        len(corpus),
+        len(rows),
+        without,
+        counts["below the window"],
+        filtered,
+        _quantiles(pos_scores),
+        _quantiles(neg_scores),
     )
     settings = {"num_negatives": num_negatives, "range": [start, stop], "max_score": max_score,
                 "relative_margin": relative_margin, "encoder": getattr(encoder, "encoder_path", None)}  # fmt: skip

@@ -15,27 +15,54 @@ from contrastkit.index.embedding_index import EmbeddingIndex
 CHUNK = 100_000
 
 
-def build_index(embeddings_dir: str | os.PathLike, out: str | os.PathLike, kind: str = "exact") -> Path:
-    """Index ``embeddings_dir/embeddings.npy`` (added in chunks from a memory map) and keep its ids and encoder."""
+def build_index(
+    embeddings_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    kind: str | None = None,
+    max_memory: int | None = None,
+    max_query_ms: float | None = None,
+) -> Path:
+    """Index the output of ``contrastkit embed`` (one folder or a sharded one, added chunk by chunk from memory
+    maps, never all loaded) and keep its ids and encoder.
+
+    Args:
+        kind: ``exact`` (default without ``max_memory``), ``hnsw``, ``ivf`` or ``ivfpq``.
+        max_memory: bytes the build may use: the kind and its parameters are chosen to fit
+            (:func:`~contrastkit.index.sized_index.plan_index`); not together with ``kind``.
+        max_query_ms: search effort (IVF cells visited, HNSW candidates) tuned for the best recall within this
+            many milliseconds per query.
+
+    Approximate indexes (and any built with ``max_memory`` or ``max_query_ms``) record their recall@10 against exact
+    search on 1,000 held-out queries, and their milliseconds per query, in the index's ``.json`` (``quality``).
+    """
+    from contrastkit.index.embedding_shards import Embeddings
+    from contrastkit.index.sized_index import plan_index, sample_rows, tune
+
+    if kind is not None and max_memory is not None:
+        raise ValueError("give either --kind or --max-memory (which chooses the kind), not both")
     src = Path(embeddings_dir)
-    for name in ("embeddings.npy", "ids.txt", "embed.json"):
-        if not (src / name).is_file():
-            raise FileNotFoundError(f"{src / name} does not exist: build an index from `contrastkit embed` output")
-    vectors = np.load(src / "embeddings.npy", mmap_mode="r")
-    ids = (src / "ids.txt").read_text().splitlines()
-    if len(ids) != len(vectors):
-        raise ValueError(f"{src}: ids.txt has {len(ids)} lines but embeddings.npy has {len(vectors)} rows")
-    nlist = max(1, min(4096, int(4 * np.sqrt(len(vectors)))))
-    index = EmbeddingIndex(vectors.shape[1], kind=kind, nlist=nlist)
-    first = max(CHUNK, nlist) if kind == "ivf" else CHUNK
-    index.add(np.asarray(vectors[:first], dtype=np.float32))
-    for start in range(first, len(vectors), CHUNK):
-        index.add(np.asarray(vectors[start : start + CHUNK], dtype=np.float32))
+    embeddings = Embeddings(src)
+    if len(embeddings) == 0:
+        raise ValueError(f"{src}: no embeddings to index")
+    n, dim = len(embeddings), embeddings.dim
+    plan = plan_index(n, dim, max_memory) if max_memory is not None else None
+    kind = plan.kind if plan else kind or "exact"
+    nlist = plan.nlist if plan else max(1, min(4096, int(4 * np.sqrt(n))))
+    index = EmbeddingIndex(dim, kind=kind, nlist=nlist, pq_m=plan.pq_m if plan else 16)
+    if kind in ("ivf", "ivfpq"):  # cells (and codebooks) from a random sample of the whole collection
+        if n < nlist:
+            raise ValueError(f"{src}: {n} vectors are too few for an IVF index of {nlist} cells; use --kind exact")
+        _, sample = sample_rows(embeddings, plan.train_rows if plan else min(n, max(64 * nlist, 50_000)))
+        index.train(sample)
+        del sample
+    for chunk in embeddings.chunks(CHUNK):
+        index.add(chunk)
+    if kind != "exact" or max_query_ms is not None or plan is not None:
+        index.quality = {**({"plan": plan.to_dict()} if plan else {}), **tune(index, embeddings, max_query_ms)}
     out = index.save(out)
-    embed_info = json.loads((src / "embed.json").read_text())
-    Path(str(out) + ".ids.txt").write_text("\n".join(ids) + "\n")
+    Path(str(out) + ".ids.txt").write_text("\n".join(embeddings.ids) + "\n")
     Path(str(out) + ".source.json").write_text(
-        json.dumps({"embeddings": str(src.resolve()), "encoder_path": embed_info.get("encoder_path")}, indent=2) + "\n"
+        json.dumps({"embeddings": str(src.resolve()), "encoder_path": embeddings.encoder_path}, indent=2) + "\n"
     )
     return out
 

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from contrastkit.backbones.embed_by_length import embed_by_length
+from contrastkit.data.tokenized_texts import TextColumns, TokenizedTexts
 from contrastkit.losses import MultipleNegativesRankingLoss
 from contrastkit.methods.method import Method, MethodOutput
 from contrastkit.methods.registry import register_method
@@ -76,14 +78,21 @@ class TextPairs(Method):
     def embed_batch(self, views: Sequence[Sequence[str]], labels: Sequence[TextPair] | None = None) -> list[Tensor]:
         """``[anchors (B, D), positives (B, D)]`` plus ``hard negatives (B, D)`` when the pairs have them."""
         self.check_views(views)
-        anchors = list(views[0])
+        anchors = views[0] if isinstance(views[0], TokenizedTexts) else list(views[0])
         if labels is None or len(labels) != len(anchors):
             raise ValueError(f"got {len(anchors)} anchors and {0 if labels is None else len(labels)} pairs")
         widths = {len(pair) for pair in labels}
         if len(widths) != 1 or widths - {1, 2}:
             raise ValueError("every pair must be (positive,) or every pair (positive, hard_negative), not a mix")
-        columns = [list(column) for column in zip(*labels, strict=True)]
-        embedded = [self.backbone(anchors), *(self.backbone(texts) for texts in columns)]
+        if isinstance(labels, TextColumns):  # tokenised ahead (contrastkit train text-pairs)
+            columns = labels.columns
+        else:
+            columns = [list(column) for column in zip(*labels, strict=True)]
+        groups = [anchors, *columns]
+        if all(isinstance(g, TokenizedTexts) for g in groups) and len({g.key for g in groups}) == 1:
+            embedded = embed_by_length(self.backbone, groups, chunk_size=len(anchors))  # (B, D) each, less padding
+        else:
+            embedded = [self.backbone(texts) for texts in groups]  # (B, D) each
         if self._guide:  # the same texts under the frozen guide: (B, G) each, no graph
             guide = self._guide[0].to(embedded[0].device)
             with torch.no_grad():

@@ -215,7 +215,29 @@ def _image_text_tables(final_eval: dict[str, Any]) -> list[str]:
                 for stage in ("before", "after")]  # fmt: skip
         title = f"<h3>Anchor->positive retrieval on {final_eval.get('held_out_pairs', '?')} held-out pairs</h3>"
         parts.append(title + table(["fine-tuning", "R@1", "R@10", "MRR"], rows))
+    if final_eval.get("mining"):  # trained on pairs from contrastkit mine-negatives: what mining did
+        parts.append("<h3>Hard-negative mining of the training pairs</h3>" + _mining_table(final_eval["mining"]))
     return parts
+
+
+def _mining_table(mining: dict[str, Any]) -> str:
+    """The mining statistics (``<mined>.mining.json``) as a two-column table."""
+    settings = mining.get("settings", {})
+    quantiles = lambda q: " / ".join(f"{v:.3f}" for v in q) if q else "-"  # noqa: E731
+    filters = f"max score {settings.get('max_score')}, relative margin {settings.get('relative_margin')}"
+    rows = [
+        ["anchors / distinct positives searched", f"{mining.get('anchors')} / {mining.get('corpus')}"],
+        ["rows written (anchor, positive, negative)", mining.get("rows")],
+        ["rank window, negatives per anchor", f"{settings.get('range')}, {settings.get('num_negatives')}"],
+        ["false-negative filters", filters],
+        *[[f"skipped: {why}", n] for why, n in mining.get("filtered", {}).items()],
+        ["anchors given negatives from below the window", mining.get("below_window", 0)],
+        ["anchors left without a negative", mining.get("without_negative")],
+        ["anchor-positive similarity (min / 25% / median / 75% / max)", quantiles(mining.get("positive_scores"))],
+        ["anchor-negative similarity (min / 25% / median / 75% / max)", quantiles(mining.get("negative_scores"))],
+        ["mined with", settings.get("encoder")],
+    ]
+    return table(["", "value"], rows)
 
 
 def _config_section(saved: dict[str, Any], final_eval: dict[str, Any] | None) -> Section:

@@ -33,12 +33,19 @@ class BackboneConfig:
     small_input: bool = False  # CIFAR-style stem for small images (ResNets), 4x4 patches for 32x32 ViTs
     pretrained: str | None = None  # an encoder file (train / export / import-encoder) to start from: its backbone
     # (architecture and weights) replaces name and small_input
+    max_length: int = 128  # text encoders (text-pairs): tokens per text, longer texts truncated (MiniLM's training
+    # length; captions need far fewer)
+
+    def __post_init__(self) -> None:
+        _check_range("backbone.max_length", self.max_length, low=2)  # the special tokens alone take two
 
 
 @dataclass
 class DataConfig:
     name: str = "fashion-mnist"  # built-in data set (contrastkit.data.list_datasets()), used when path is unset
     path: str | None = None  # your own images: a folder (class sub-folders optional), listing or .tar shards
+    test_path: str | None = None  # text pairs: a held-out pairs file scored before / after training (None: hold
+    # final_eval.test_size pairs out of path); keep it apart from what mine-negatives saw
     root: str | None = None  # where built-in data sets are stored (default $CONTRASTKIT_DATA or ~/.cache)
     download: bool = False  # let a built-in data set download missing files
     image_size: int | None = None  # path data: images are resized (shorter side) and centre-cropped to this
@@ -47,6 +54,8 @@ class DataConfig:
     # images are grayscale)
     batch_size: int = 256  # images per process per step (the global batch is this x processes x nodes)
     num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
+    length_grouping: int = 0  # text pairs: batches of similar length (less padding), sorted within windows of this
+    # many global batches (0: off; batches stay random mixtures of the data either way)
     train_fraction: float = 1.0  # use this fraction of the training set (a fixed random subset), for quick runs
     classes: list[str] = field(default_factory=list)  # train on these classes only (names); [] = all of them
     caption_templates: list[str] = field(default_factory=list)  # image-text methods on labelled images: each
@@ -61,6 +70,7 @@ class DataConfig:
                 f"data.batch_size must be >= 2 (a batch's other samples are its negatives), got {self.batch_size}"
             )
         _check_range("data.num_workers", self.num_workers, low=0)
+        _check_range("data.length_grouping", self.length_grouping, low=0)
         if self.image_size is not None:
             _check_range("data.image_size", self.image_size, low=1)
         if self.channels not in (None, 1, 3):

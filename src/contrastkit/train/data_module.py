@@ -76,11 +76,15 @@ class ShardedBatchSampler(Sampler[list[int]]):
         if self.resume is not None and self.resume[0] == self.epoch:
             skip, self.resume = self.resume[1], None
         batch: list[int] = []
-        for index in itertools.islice(self.order, skip * self.batch_size, None):
+        for index in itertools.islice(self.local_order(), skip * self.batch_size, None):
             batch.append(index)
             if len(batch) == self.batch_size:
                 yield batch
                 batch = []
+
+    def local_order(self) -> Iterator[int]:
+        """This process's indices for the epoch, in order."""
+        return iter(self.order)
 
     def __len__(self) -> int:
         return len(self.order) // self.batch_size
@@ -91,16 +95,26 @@ def resume_position(trainer: Any) -> dict[str, int] | None:
     return getattr(trainer.lightning_module, "resume_position", None) if trainer is not None else None
 
 
-def sharded_sampler(trainer: Any, n: int, batch_size: int, seed: int, items: str) -> ShardedBatchSampler:
+def sharded_sampler(
+    trainer: Any, n: int, batch_size: int, seed: int, items: str, lengths: Sequence[int] | None = None, window: int = 0
+) -> ShardedBatchSampler:
     """This process's :class:`ShardedBatchSampler` over ``n`` training ``items`` (rank and world size from the
-    Lightning ``trainer``; one process without one); fewer items than one global batch are refused."""
+    Lightning ``trainer``; one process without one); fewer items than one global batch are refused. With
+    ``lengths`` and ``window`` > 0, batches of similar length (a ``LengthGroupedBatchSampler``)."""
     rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
     if n < batch_size * world:
         raise ValueError(
             f"data has {n} training {items}, fewer than one global batch ({batch_size} x {world} processes): "
             "lower data.batch_size"
         )
-    sampler = ShardedBatchSampler(n, batch_size, rank, world, seed)
+    if lengths is not None and window > 0:
+        from contrastkit.train.length_grouped_sampler import LengthGroupedBatchSampler
+
+        if len(lengths) != n:
+            raise ValueError(f"{len(lengths)} lengths for {n} training {items}")
+        sampler = LengthGroupedBatchSampler(lengths, batch_size, rank, world, seed, window)
+    else:
+        sampler = ShardedBatchSampler(n, batch_size, rank, world, seed)
     position = resume_position(trainer)
     if position:  # resumed from a checkpoint: continue its epoch's stream where it stood
         sampler.resume_at(position["epoch"], position["batches"])

@@ -18,7 +18,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.rank_zero import rank_zero_only
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ThroughputMonitor
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from contrastkit.backbones import save_encoder
@@ -106,6 +106,11 @@ def _devices(text: str) -> Any:
 
 def _uses_cuda(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def batch_rows(batch: Any) -> int:
+    """Samples in a training batch (images, texts or sequences first)."""
+    return len(batch[0])
 
 
 def build_trainer(config: RunConfig, callbacks: list[pl.Callback], loggers: list[Logger]) -> pl.Trainer:
@@ -260,7 +265,8 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
         (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
     checkpoints = run_dir / "checkpoints"
     remove_stale_temporaries(checkpoints)
-    all_callbacks = [*task.callbacks(), *callbacks, *checkpoint_callbacks(checkpoints, config.trainer)]
+    throughput = ThroughputMonitor(batch_size_fn=batch_rows)  # samples/s in logs/metrics.csv (train|...)
+    all_callbacks = [*task.callbacks(), throughput, *callbacks, *checkpoint_callbacks(checkpoints, config.trainer)]
     trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
     with known_lightning_warnings_silenced():
         trainer.fit(module, datamodule=task.data, ckpt_path=resume)

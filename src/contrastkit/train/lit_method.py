@@ -127,6 +127,7 @@ class LitMethod(pl.LightningModule):
             raise ValueError(f"on_nonfinite must be 'stop' or 'skip', got {on_nonfinite!r}")
         self.on_nonfinite, self.nonfinite_limit, self.nonfinite_skipped = on_nonfinite, int(nonfinite_limit), 0
         self.seed = int(seed)
+        self.flops_per_batch = None  # not counted (Lightning's ThroughputMonitor logs samples/s without it)
         self.captions = captions
         self.channels_last = bool(channels_last) and views is not None
         if self.channels_last:

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from contrastkit.backbones.dual_encoder import TEXT_ENCODERS, create_text_encoder
 from contrastkit.data.labelled import hold_out
 from contrastkit.data.text_pairs import TextPairsDataset
+from contrastkit.data.tokenized_texts import TextColumns, TokenizedTexts, TokenTable
 from contrastkit.eval.retrieval import retrieval_metrics
 from contrastkit.methods import Method, create_method
 from contrastkit.train.config import RunConfig, config_to_dict
@@ -29,9 +30,23 @@ def collate_pairs(batch: Sequence[tuple[str, tuple[str, ...]]]) -> tuple[list[st
     return [anchor for anchor, _ in batch], [pair for _, pair in batch]
 
 
+class CollateTokenized:
+    """:func:`collate_pairs` with every text's token ids from ``table`` (tokenised once, padded per batch): the
+    anchors as :class:`TokenizedTexts`, the pairs as :class:`TextColumns`."""
+
+    def __init__(self, table: TokenTable) -> None:
+        self.table = table
+
+    def __call__(self, batch: Sequence[tuple[str, tuple[str, ...]]]) -> tuple[TokenizedTexts, TextColumns]:
+        anchors, pairs = collate_pairs(batch)
+        columns = [self.table.batch(list(column)) for column in zip(*pairs, strict=True)]
+        return self.table.batch(anchors), TextColumns(pairs, columns)
+
+
 class TextPairsDataModule(pl.LightningDataModule):
-    """Text pairs of ``config.data.path``: a held-out part (``final_eval.test_size`` pairs, at most a fifth) for the
-    before/after retrieval scores, the rest (times ``data.train_fraction``) to train on, sharded across processes."""
+    """Text pairs of ``config.data.path`` to train on (times ``data.train_fraction``), sharded across processes, and
+    held-out pairs for the before/after retrieval scores: the file ``data.test_path``, or else
+    ``final_eval.test_size`` pairs (at most a fifth) held out of ``data.path``."""
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__()
@@ -39,16 +54,48 @@ class TextPairsDataModule(pl.LightningDataModule):
             raise ValueError("data.path is required for text pairs: a .jsonl/.csv of anchor, positive[, negative]")
         self.dataset = TextPairsDataset(config.data.path)
         self.batch_size, self.seed = config.data.batch_size, config.seed
-        held, rest = hold_out(
-            np.random.default_rng(config.seed).permutation(len(self.dataset)), config.final_eval.test_size
-        )
-        self.held_out = np.sort(held)
+        order = np.random.default_rng(config.seed).permutation(len(self.dataset))
+        if config.data.test_path:  # a separate held-out file: all of data.path is for training
+            self.test_dataset = TextPairsDataset(config.data.test_path)
+            self.held_out, rest = np.arange(len(self.test_dataset)), order
+        else:
+            self.test_dataset = self.dataset
+            held, rest = hold_out(order, config.final_eval.test_size)
+            self.held_out = np.sort(held)
         self.train_indices = np.sort(rest[: max(1, int(len(rest) * config.data.train_fraction))])
+        self.length_grouping, self.num_workers = config.data.length_grouping, config.data.num_workers
+        self.table: TokenTable | None = None
+
+    def tokenize_for(self, encoder: torch.nn.Module) -> None:
+        """Tokenise every training text once with ``encoder``'s tokenizer and length (when it has them): batches
+        then carry token ids (padded per batch) and can be grouped by length."""
+        tokenizer, max_length = getattr(encoder, "tokenizer", None), getattr(encoder, "max_length", None)
+        if tokenizer is None or max_length is None:
+            return
+        items = (self.dataset[int(i)] for i in self.train_indices)  # (anchor, (positive[, negative]))
+        self.table = TokenTable(tokenizer, max_length, (text for anchor, pair in items for text in (anchor, *pair)))
 
     def train_dataloader(self) -> DataLoader:
-        sampler = sharded_sampler(self.trainer, len(self.train_indices), self.batch_size, self.seed, "pairs")
         subset = torch.utils.data.Subset(self.dataset, self.train_indices.tolist())
-        return DataLoader(subset, batch_sampler=sampler, collate_fn=collate_pairs, num_workers=0)
+        lengths = None
+        if self.table is not None and self.length_grouping:  # an item's cost: its texts' tokens
+            lengths = [sum(self.table.length(t) for t in (a, *pair)) for a, pair in subset]
+        sampler = sharded_sampler(
+            self.trainer, len(subset), self.batch_size, self.seed, "pairs", lengths, self.length_grouping
+        )
+        collate = collate_pairs if self.table is None else CollateTokenized(self.table)
+        return DataLoader(
+            subset,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """As it is: the encoder moves the token ids to its device (a generic transfer would rebuild the text lists
+        and drop them)."""
+        return batch
 
 
 @torch.no_grad()
@@ -78,7 +125,8 @@ def build_text_method(config: RunConfig) -> Method:
             f"{config.method['name']!r}, got {config.backbone.name!r}"
         )
     params = dict(config.method)
-    return create_method(params.pop("name"), create_text_encoder(config.backbone.name), **params)
+    encoder = create_text_encoder(config.backbone.name, max_length=config.backbone.max_length)
+    return create_method(params.pop("name"), encoder, **params)
 
 
 @register_task("text-pairs")
@@ -91,6 +139,7 @@ class TextPairsTask(Task):
     def setup(self) -> None:
         self.data = TextPairsDataModule(self.config)
         self.method = build_text_method(self.config)
+        self.data.tokenize_for(self.method.backbone)
 
     def encoder_info(self) -> dict[str, Any]:
         config = self.config
@@ -103,8 +152,8 @@ class TextPairsTask(Task):
         held_out = self.data.held_out
         if len(held_out) < 2:
             return None
-        before = pair_retrieval(initial.backbone, self.data.dataset, held_out)
-        after = pair_retrieval(self.method.backbone, self.data.dataset, held_out)
+        before = pair_retrieval(initial.backbone, self.data.test_dataset, held_out)
+        after = pair_retrieval(self.method.backbone, self.data.test_dataset, held_out)
         scores = {"held_out_pairs": len(held_out), "before": before, "after": after}
         from contrastkit.index.mine_negatives import stats_path
 
@@ -128,7 +177,7 @@ def format_pair_table(result: dict[str, Any]) -> str:
         median = lambda q: f"{q[2]:.3f}" if q else "-"  # noqa: E731
         lines.append(
             f"hard negatives: {mining['rows']} mined rows for {mining['anchors']} anchors (skipped in the window: "
-            f"{skipped}; median similarity positive {median(mining.get('positive_scores'))}, negative "
-            f"{median(mining.get('negative_scores'))})"
+            f"{skipped}; {mining.get('below_window', 0)} anchors took negatives from below it; median similarity "
+            f"positive {median(mining.get('positive_scores'))}, negative {median(mining.get('negative_scores'))})"
         )
     return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""`contrastkit serve`'s page as a person uses it, in headless Chromium driven by Selenium: type a query and see
+results, upload an image and see its neighbours with thumbnails, click a result for more like it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.index.test_search_service import TEXTS, image_index, text_index  # noqa: F401  (fixtures)
+
+INSTALL = "install Debian's chromium and chromium-driver (`make test` does it as root)"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        print(f"chromium or chromedriver not found: {INSTALL}")
+        pytest.skip(f"the browser test needs chromium and chromedriver: {INSTALL}")
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.binary_location = shutil.which("chromium")
+    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def serving(index):
+    """The app on a free local port in a background thread (uvicorn, as `contrastkit serve` runs it)."""
+    import uvicorn
+
+    from contrastkit.index.search_service import SearchService, create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(SearchService(index)), port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert server.started, "the server did not start"
+    return server, f"http://127.0.0.1:{port}/"
+
+
+def results(driver, count: int | None = None, timeout: float = 30) -> list[str]:
+    """The ids shown in the grid, once it holds ``count`` results (or any)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def shown(d):
+        cards = d.find_elements(By.CSS_SELECTOR, "#results .result a")
+        return cards if cards and (count is None or len(cards) == count) else False
+
+    return [a.text for a in WebDriverWait(driver, timeout).until(shown)]
+
+
+def test_typing_a_query_shows_ranked_results(browser, text_index):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    server, url = serving(text_index)
+    try:
+        browser.get(url)
+        box = browser.find_element(By.ID, "text")
+        box.send_keys("combine two dicts into one")
+        browser.find_element(By.ID, "k").clear()
+        browser.find_element(By.ID, "k").send_keys("3")
+        browser.find_element(By.ID, "go").click()
+        shown = results(browser, 3)
+        assert shown[0] == TEXTS[4]
+        scores = [float(s.text.split()[1]) for s in browser.find_elements(By.CSS_SELECTOR, "#results .score")]
+        assert scores == sorted(scores, reverse=True)
+        assert not browser.find_element(By.ID, "drop").is_displayed()  # a text-only index takes no images
+        box.clear()
+        box.send_keys("   ")
+        browser.find_element(By.ID, "go").click()
+        deadline = time.time() + 10
+        while "empty" not in browser.find_element(By.ID, "error").text and time.time() < deadline:
+            time.sleep(0.1)
+        assert "text is empty" in browser.find_element(By.ID, "error").text
+    finally:
+        server.should_exit = True
+
+
+def test_uploading_an_image_shows_its_neighbours_with_thumbnails(browser, image_index):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    index, folder = image_index
+    server, url = serving(index)
+    try:
+        browser.get(url)
+        browser.find_element(By.ID, "k").clear()
+        browser.find_element(By.ID, "k").send_keys("5")
+        browser.find_element(By.ID, "file").send_keys(str(folder / "img07.png"))
+        shown = results(browser, 5)
+        assert shown[0].endswith("img07.png")
+        first = browser.find_elements(By.CSS_SELECTOR, "#results img")[0]  # the query image itself, from the root
+        deadline = time.time() + 10
+        while not browser.execute_script("return arguments[0].naturalWidth", first):
+            assert time.time() < deadline, "the thumbnail did not load"
+            time.sleep(0.1)
+        assert browser.execute_script("return arguments[0].naturalWidth", first) == 12  # the 12-pixel image
+        browser.find_elements(By.CSS_SELECTOR, "#results .result a")[1].click()  # more like the second result
+        second, deadline = shown[1], time.time() + 30
+        while second in (now := results(browser)) and time.time() < deadline:
+            time.sleep(0.1)
+        assert second not in now and len(now) == 5  # its neighbours, itself left out
+    finally:
+        server.should_exit = True
