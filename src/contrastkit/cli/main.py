@@ -6,7 +6,6 @@ Argument parsing uses the standard library's ``argparse``; configs use OmegaConf
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -71,75 +70,10 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-DEFAULT_SHARD_SIZE = 50_000  # inputs per shard of a sharded (multi-process) embed
-
-
 def _embed(args: argparse.Namespace) -> int:
-    import contrastkit
-    from contrastkit.backbones.encoder import ImageEncoder, SequenceEncoder
-    from contrastkit.index.embedding_shards import process_rank
+    from contrastkit.cli.embed import run_embed
 
-    rank, world = process_rank()
-    if args.shard_size is not None and args.shard_size < 1:
-        raise ValueError(f"--shard-size must be >= 1, got {args.shard_size}")
-    encoder = contrastkit.load_encoder(args.encoder)
-    if isinstance(encoder, SequenceEncoder):
-        raise ValueError(
-            f"{args.encoder}: a sequence encoder (from a CPC run); embed reads images and texts: in Python, "
-            "contrastkit.load_encoder(ENCODER).encode_sequence(signals) embeds (N, C, L) signals"
-        )
-    import torch
-
-    if world > 1 and torch.cuda.is_available():  # one GPU per process under torchrun
-        encoder = encoder.to(f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}")
-    texts = not isinstance(encoder, ImageEncoder) or args.data.endswith((".txt", ".jsonl", ".ndjson"))
-    if texts:
-        from contrastkit.index.embed import embed_texts, read_texts
-
-        items = read_texts(args.data)
-
-        def embed_rows(rows: range, out) -> dict:
-            return embed_texts(encoder, items[rows.start : rows.stop], out, args.batch_size, float16=args.float16)
-
-        what = "text embeddings"
-    else:
-        from contrastkit.data import load_dataset
-        from contrastkit.index.embed import embed_dataset
-
-        items = load_dataset(args.data, split=args.split)
-
-        def embed_rows(rows: range, out) -> dict:
-            return embed_dataset(
-                encoder, items, out, args.batch_size, args.num_workers, args.float16, not args.quiet, rows
-            )
-
-        what = "embeddings"
-    if args.shard_size is None and world == 1:  # one process, one folder
-        summary = embed_rows(range(len(items)), args.out)
-        skipped = ""
-        if summary["skipped"]:
-            skipped = f", {len(summary['skipped'])} unreadable images skipped (listed in embed.json)"
-        ids = "texts in ids.txt" if texts else "row ids in ids.txt"
-        print(
-            f"wrote {summary['rows']} x {summary['dim']} {summary['dtype']} {what} to {args.out}/embeddings.npy "
-            f"({ids}){skipped}"
-        )
-        return 0
-    from contrastkit.index.embedding_shards import embed_in_shards
-
-    job = {"encoder": str(os.path.abspath(args.encoder)), "data": args.data, "split": args.split,
-           "float16": bool(args.float16)}  # fmt: skip
-    done = embed_in_shards(embed_rows, len(items), args.out, args.shard_size or DEFAULT_SHARD_SIZE, job, rank, world)
-    state = (
-        f"all {done['shards']} shards finished: {args.out}/manifest.json"
-        if done["complete"]
-        else "other processes' shards still running (the last to finish writes manifest.json)"
-    )
-    print(
-        f"process {rank}/{world}: embedded {done['embedded']} of its {done['mine']} shards, skipped "
-        f"{done['skipped']} finished earlier; {state}"
-    )
-    return 0
+    return run_embed(args)
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -343,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     shard_help = (
         "write shards of this many inputs (resumable: finished shards are skipped) and a manifest; under torchrun "
-        f"the processes share the shards (default there: {DEFAULT_SHARD_SIZE})"
+        "the processes share the shards (default there: 50000)"
     )
     p.add_argument("--shard-size", type=int, default=None, help=shard_help)
     p.set_defaults(func=_embed)
