@@ -76,7 +76,8 @@ def main() -> None:
     print(f"{args.vectors:,} x {args.dim} clustered float32 vectors ({args.vectors * args.dim * 4 / 2**30:.1f} GiB, "
           f"written in {written:.0f} s); contrastkit index build --max-memory {args.max_memory} --max-query-ms "
           f"{args.max_query_ms:g}")  # fmt: skip
-    print(f"  chosen: {meta['kind']} (nlist {meta['nlist']}, {plan['pq_m']} bytes/vector) - {plan['reason']}")
+    codes = f", {plan['pq_m']} bytes/vector" if meta["kind"] == "ivfpq" else ""
+    print(f"  chosen: {meta['kind']} (nlist {meta['nlist']}{codes}) - {plan['reason']}")
     print(f"  build: {seconds:.0f} s, peak resident memory {peak / 2**30:.2f} GiB, index file {size / 2**30:.2f} GiB")
     print(
         f"  search: {effort} {quality['effort']}, recall@10 {quality['recall_at_10']:.3f} vs exact "
