@@ -30,7 +30,8 @@ $(CHROMIUM):
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || \
 	  echo "note: could not install chromium (needs root and apt); the browser tests will skip"
 
-# WordNet from Debian (package wordnet-base), best effort: benchmarks/text_retrieval.py's second corpus.
+# WordNet from Debian (package wordnet-base), best effort: benchmarks/text_retrieval.py's second corpus and the
+# test that reads the real files (it says why it skips without them).
 WORDNET := /usr/share/wordnet/data.noun
 $(WORDNET):
 	-(command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get update -qq && \
@@ -54,7 +55,7 @@ demo: $(STAMP) | $(FMNIST)
 	@echo "report (curves, t-SNE map, neighbours, similarities, health; open it in a browser):"
 	@$(VENV)/bin/contrastkit report runs/demo
 
-test: $(STAMP) | $(FMNIST) $(CHROMIUM)
+test: $(STAMP) | $(FMNIST) $(CHROMIUM) $(WORDNET)
 	$(PY) -m pytest -q
 
 bench: $(STAMP) | $(FMNIST) $(WORDNET)
