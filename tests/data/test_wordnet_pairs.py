@@ -44,7 +44,10 @@ def test_pairs_keep_one_concept_per_word_list_and_a_missing_install_says_how(tmp
         wordnet_pairs(tmp_path / "none")
 
 
-@pytest.mark.skipif(not (WORDNET_DIR / "data.noun").is_file(), reason="wordnet-base not installed: make test installs it as root (apt-get install wordnet-base)")
+@pytest.mark.skipif(
+    not (WORDNET_DIR / "data.noun").is_file(),
+    reason="wordnet-base not installed: make test installs it as root (apt-get install wordnet-base)",
+)
 def test_the_installed_wordnet_gives_tens_of_thousands_of_pairs():
     pairs = wordnet_pairs(limit=None)
     assert len(pairs) > 80_000 and len({p["positive"].lower() for p in pairs}) == len(pairs)

@@ -95,3 +95,49 @@ def test_a_folder_of_another_job_is_refused_untouched(images, tmp_path, capsys):
     assert sorted((p.name, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
     assert embed(encoder, folder, out, "--shard-size", "0") == 2
     assert "--shard-size must be >= 1" in capsys.readouterr().err
+
+
+def test_a_real_embed_killed_half_way_resumes_without_recomputing_finished_shards(tmp_path, capsys):
+    """SIGKILL a real ``contrastkit embed`` process once two of its shards are on disk, run the same command again:
+    the finished shards are kept as they are, the half-written one is replaced, the result equals an uninterrupted
+    job's."""
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    from contrastkit.backbones import create_backbone, save_encoder
+
+    torch.manual_seed(0)  # an encoder slow enough (96-pixel inputs) that the job is still running when polled
+    backbone = create_backbone("small_cnn", in_chans=1, widths=(32, 64, 128))
+    info = {"backbone": "small_cnn", "in_chans": 1, "small_input": False, "input_size": 96, "mean": [0.5],
+            "std": [0.25], "backbone_kwargs": {"widths": [32, 64, 128]}}  # fmt: skip
+    encoder = save_encoder(backbone.eval(), tmp_path / "enc.safetensors", info)
+    folder = random_images(tmp_path / "imgs", 60)
+    extra = ("--shard-size", "4", "--batch-size", "4")
+    assert embed(encoder, folder, tmp_path / "uninterrupted", *extra) == 0
+    out = tmp_path / "killed"
+    command = [sys.executable, "-m", "contrastkit", "embed", str(encoder), str(folder), "--out", str(out),
+               "--num-workers", "0", "--quiet", *extra]  # fmt: skip
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "shard-00001" / "embed.json").is_file():
+        assert process.poll() is None and time.monotonic() < deadline, "embed ended before it could be killed"
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (out / "manifest.json").exists(), "the job finished before the kill: make the encoder slower"
+    finished = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("shard-*/embeddings.npy")}
+    assert 2 <= len(finished) < 15
+    capsys.readouterr()
+    assert embed(encoder, folder, out, *extra) == 0
+    assert f"embedded {15 - len(finished)} of its 15 shards, skipped {len(finished)} finished earlier" in (
+        capsys.readouterr().out
+    )
+    assert {p.parent.name: p.stat().st_mtime_ns for p in out.glob("shard-*/embeddings.npy") if p.parent.name in
+            finished} == finished  # fmt: skip
+    assert not list(out.glob(".shard-*.partial"))
+    killed, whole = Embeddings(out), Embeddings(tmp_path / "uninterrupted")
+    assert killed.ids == whole.ids and len(killed) == 60
+    np.testing.assert_array_equal(killed.array(), whole.array())

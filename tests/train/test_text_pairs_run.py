@@ -129,3 +129,27 @@ def test_batches_come_tokenised_once_grouped_by_length_and_embed_as_strings_do(r
     random_batches = [[items[j] for j in b] for b in rng.permutation(len(items))[: len(batches) * 8].reshape(-1, 8)]
     padded = sum(8 * max(table.length((a, *pair)[k]) for a, pair in b) for b in random_batches for k in range(3))
     assert grouped < 0.95 * padded  # (~9 % here: at 64 tokens most passages are truncated to the same length)
+
+
+def test_a_guide_embeds_the_tokenised_batch_sorted_by_length_as_it_embeds_strings(run, minilm, tmp_path):
+    import contrastkit
+    from contrastkit.backbones import save_encoder
+    from contrastkit.methods import TextPairs
+    from contrastkit.train.config import load_config
+    from contrastkit.train.tasks.text_pairs_task import TextPairsDataModule
+
+    _, pairs = run
+    info = {"kind": "text", "text_encoder": minilm.text_config}
+    guide_path = save_encoder(minilm, tmp_path / "guide.safetensors", info)
+    data = TextPairsDataModule(load_config("text-pairs", [f"data.path={pairs}", "data.batch_size=8"]))
+    data.tokenize_for(minilm)
+    anchors, columns = next(iter(data.train_dataloader()))
+    method = TextPairs(minilm, guide=str(guide_path)).eval()
+    with torch.no_grad():
+        embedded = method.embed_batch([anchors], columns)
+    guide = contrastkit.load_encoder(guide_path)
+    with torch.no_grad():  # the reference: each column's strings through the guide, tokenised on the fly
+        expected = [guide.encode_text(list(texts), normalize=False) for texts in (anchors, *columns.columns)]
+    assert len(embedded) == 6
+    for got, want in zip(embedded[3:], expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-5)

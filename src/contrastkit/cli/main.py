@@ -9,6 +9,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from contrastkit.cli.search import add_search_commands
+
 EPILOG = """examples:
   contrastkit recipes
   contrastkit train simclr-fashion-mnist trainer.max_epochs=5
@@ -134,62 +136,6 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mine_negatives(args: argparse.Namespace) -> int:
-    from contrastkit.index.mine_negatives import mine_negatives
-
-    try:
-        start, stop = (int(x) for x in args.range.split(":"))
-    except ValueError:
-        raise ValueError(f"--range must be START:STOP (ranks, e.g. 10:50), got {args.range!r}") from None
-    margin = None if args.relative_margin <= 0 else args.relative_margin
-    summary = mine_negatives(
-        args.pairs, args.encoder, args.out, args.num_negatives, (start, stop), args.max_score, margin, args.batch_size
-    )
-    print(f"wrote {args.out}: {summary.text()}")
-    return 0
-
-
-def _index_build(args: argparse.Namespace) -> int:
-    from contrastkit.index.embedding_index import EmbeddingIndex
-    from contrastkit.index.search import build_index
-    from contrastkit.index.sized_index import parse_memory
-
-    if args.max_query_ms is not None and not args.max_query_ms > 0:
-        raise ValueError(f"--max-query-ms must be > 0, got {args.max_query_ms}")
-    memory = parse_memory(args.max_memory) if args.max_memory is not None else None
-    path = build_index(args.embeddings, args.out, args.kind, memory, args.max_query_ms)
-    index = EmbeddingIndex.load(path)
-    quality = index.quality
-    measured = ""
-    if quality:
-        measured = f"; recall@10 {quality['recall_at_10']:.3f} vs exact, {quality['ms_per_query']:.2f} ms/query"
-        if "plan" in quality:
-            measured += f" ({quality['plan']['reason']})"
-    print(f"wrote {index.kind} index {path} of {len(index)} vectors (+ .json, .ids.txt, .source.json){measured}")
-    return 0
-
-
-def _search(args: argparse.Namespace) -> int:
-    from contrastkit.index.search import search_image, search_text
-
-    if args.text is not None:
-        results = search_text(args.index, args.text, args.k, args.encoder)
-    else:
-        results = search_image(args.index, args.image, args.k, args.encoder)
-    for rank, (score, row_id) in enumerate(results, start=1):
-        print(f"{rank:>3}  {score:.4f}  {row_id}")
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from contrastkit.index.search_service import serve
-
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
-    serve(args.index, args.encoder, args.host, args.port, args.image_root)
-    return 0
-
-
 def _zeroshot(args: argparse.Namespace) -> int:
     from contrastkit.cli.zeroshot import run_zeroshot
 
@@ -295,43 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output HTML file (default: RUN_DIR/report.html)")
     p.add_argument("--max-points", type=int, default=2000, help="held-out images embedded for the map (default 2000)")
     p.set_defaults(func=_report)
-    p = sub.add_parser("index", help="similarity-search indexes over embeddings")
-    index_sub = p.add_subparsers(dest="index_command", required=True, metavar="INDEX_COMMAND")
-    b = index_sub.add_parser("build", help="index the output folder of contrastkit embed")
-    b.add_argument("embeddings", metavar="EMBEDDINGS_DIR", help="a folder written by contrastkit embed")
-    b.add_argument("--out", required=True, help="index file, e.g. gallery.faiss")
-    b.add_argument("--kind", choices=("exact", "ivf", "hnsw", "ivfpq"), default=None,
-                   help="exact (default), ivf, hnsw or ivfpq (OPQ + IVF-PQ: compressed codes)")  # fmt: skip
-    b.add_argument("--max-memory", default=None, help="memory budget (e.g. 2GB): the index kind is chosen to fit it")
-    b.add_argument("--max-query-ms", type=float, default=None, help="tune the search effort to answer within this")
-    b.set_defaults(func=_index_build)
-    p = sub.add_parser("mine-negatives", help="hard negatives for text pairs, probable false negatives filtered out")
-    p.add_argument("pairs", metavar="PAIRS", help="a pairs file (.jsonl / .csv / .tsv: anchor, positive)")
-    p.add_argument("--encoder", required=True, help="an encoder file that embeds text (text-pairs or clip run)")
-    p.add_argument("--out", required=True, help="output .jsonl: anchor, positive, negative (one row per negative)")
-    p.add_argument("--num-negatives", type=int, default=1, help="negatives per anchor (default 1)")
-    p.add_argument("--range", default="10:50", help="rank window START:STOP the negatives come from (default 10:50)")
-    p.add_argument("--max-score", type=float, default=None, help="skip candidates more similar than this")
-    margin_help = "skip candidates more similar than this x the positive's similarity (0: off; default 0.95)"
-    p.add_argument("--relative-margin", type=float, default=0.95, help=margin_help)
-    p.add_argument("--batch-size", type=int, default=128, help="texts embedded at a time")
-    p.set_defaults(func=_mine_negatives)
-    p = sub.add_parser("search", help="the most similar items of an index to an image or a text")
-    p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")
-    query = p.add_mutually_exclusive_group(required=True)
-    query.add_argument("--image", help="a query image file")
-    query.add_argument("--text", help="a query text (needs a text encoder)")
-    p.add_argument("-k", type=int, default=10, help="results to print")
-    p.add_argument("--encoder", default=None, help="encoder to embed the query (default: the one the index came from)")
-    p.set_defaults(func=_search)
-    p = sub.add_parser("serve", help="an index as an HTTP search service with a web page (FastAPI + uvicorn)")
-    p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")
-    p.add_argument("--encoder", default=None, help="encoder to embed queries (default: the one the index came from)")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    root_help = "folder whose image files may be shown as thumbnails (default: the common folder of image-path ids)"
-    p.add_argument("--image-root", default=None, help=root_help)
-    p.set_defaults(func=_serve)
+    add_search_commands(sub)
     p = sub.add_parser("zeroshot", help="classify images by class names in words, with an encoder from a clip run")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from a clip run (image and text towers)")
     p.add_argument("--data", required=True, help="a labelled built-in data set (test split) or a class-folder path")

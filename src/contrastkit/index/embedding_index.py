@@ -12,6 +12,7 @@ import numpy as np
 
 KINDS = ("exact", "ivf", "hnsw", "ivfpq")
 META_SUFFIX = ".json"
+MISSING = np.finfo(np.float32).min  # the score FAISS gives a missing result (-1 id) under inner product
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class EmbeddingIndex:
             ``pq_m`` bytes, for collections larger than memory; it needs :meth:`train` on a sample first.
         nlist, nprobe: IVF parameters (Jegou et al. 2011).
         pq_m: bytes per vector of ``"ivfpq"`` (sub-quantizers; must divide the dimension).
+        rerank: with ``"ivfpq"`` and the full vectors attached (:meth:`attach_vectors`), fetch ``k * rerank``
+            candidates by their codes and order them by exact similarity (0: codes only).
         m, ef_search, ef_construction: HNSW parameters (Malkov & Yashunin 2018); FAISS's default
             ef_construction of 40 caps recall near 0.94 on clustered data, hence 200.
     """
@@ -68,6 +71,7 @@ class EmbeddingIndex:
         ef_search: int = 128,
         ef_construction: int = 200,
         pq_m: int = 16,
+        rerank: int = 0,
     ) -> None:
         import faiss
 
@@ -83,7 +87,9 @@ class EmbeddingIndex:
             "ef_search": ef_search,
             "ef_construction": ef_construction,
             "pq_m": pq_m,
+            "rerank": rerank,
         }
+        self.vectors: Any = None  # the full vectors on disk (an Embeddings), for re-ranking IVF-PQ candidates
         self.quality: dict[str, Any] = {}  # measured recall and speed, saved with the index (build_index)
         if kind == "exact":
             self.index = faiss.IndexFlatIP(dim)
@@ -135,6 +141,23 @@ class EmbeddingIndex:
             self.index.train(x)
         self.index.add(x)
 
+    def attach_vectors(self, vectors: Any, rerank: int) -> None:
+        """Re-rank an IVF-PQ index's answers with the full vectors, left on disk: each search takes ``k * rerank``
+        candidates by their compressed codes, reads those rows from ``vectors`` (an
+        :class:`~contrastkit.index.embedding_shards.Embeddings`: only their pages are read) and orders them by exact
+        cosine similarity (the refinement step of Jegou et al. 2011, Sec. IV-B, without holding the vectors in memory).
+        ``rerank=0`` searches the codes only."""
+        if self.kind != "ivfpq":
+            raise ValueError(f"re-ranking is for compressed (ivfpq) indexes; this one is {self.kind}")
+        if rerank < 0:
+            raise ValueError(f"rerank must be >= 0, got {rerank}")
+        if len(vectors) != len(self) or vectors.dim != self.dim:
+            raise ValueError(
+                f"{getattr(vectors, 'folder', 'the vectors')}: {len(vectors)} x {vectors.dim} vectors for an index of "
+                f"{len(self)} x {self.dim}: not the collection this index was built from"
+            )
+        self.vectors, self.params["rerank"] = vectors, int(rerank)
+
     def search(self, queries: Any, k: int = 10) -> SearchResult:
         """The ``k`` most similar rows to each of ``(M, D)`` queries (cosine similarity, best first)."""
         if k < 1:
@@ -142,7 +165,19 @@ class EmbeddingIndex:
         if len(self) == 0:
             raise ValueError("the index is empty: add embeddings before searching")
         q = _normalise(_as_vectors("queries", queries, self.dim))
-        scores, ids = self.index.search(q, k)
+        if self.vectors is None or not self.params["rerank"]:
+            scores, ids = self.index.search(q, k)
+            return SearchResult(scores, ids)
+        _, candidates = self.index.search(q, k * self.params["rerank"])  # (M, k * rerank) by their codes
+        found = candidates >= 0
+        rows, where = np.unique(candidates[found], return_inverse=True)
+        full = _normalise(self.vectors.take(rows))  # (R, D) each distinct candidate read once
+        exact = np.full(candidates.shape, MISSING, dtype=np.float32)  # (M, k * rerank)
+        exact[found] = np.einsum("ij,ij->i", np.broadcast_to(q[:, None], (*candidates.shape, self.dim))[found],
+                                 full[where])  # fmt: skip
+        best = np.argsort(-exact, axis=1, kind="stable")[:, :k]  # (M, k)
+        scores, ids = np.take_along_axis(exact, best, 1), np.take_along_axis(candidates, best, 1)
+        ids[scores == MISSING] = -1
         return SearchResult(scores, ids)
 
     def near_duplicates(self, threshold: float = 0.95, k: int = 10) -> list[list[int]]:
@@ -219,6 +254,7 @@ class EmbeddingIndex:
             meta["ef_search"],
             meta.get("ef_construction", 200),
             meta.get("pq_m", 16),
+            meta.get("rerank", 0),
         )
         out.index = index
         out.set_search_effort(meta["ef_search"] if meta["kind"] == "hnsw" else meta["nprobe"])

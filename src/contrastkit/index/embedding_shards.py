@@ -120,7 +120,9 @@ def write_manifest(out: Path, count: int) -> bool:
 class Embeddings:
     """The output of ``contrastkit embed``, one folder (``embeddings.npy`` + ``ids.txt`` + ``embed.json``) or a
     sharded one (``manifest.json`` + ``shard-NNNNN/``), read the same way: ``ids``, ``dim``, ``encoder_path``, and
-    the vectors in row order, chunk by chunk (memory-mapped, never all loaded)."""
+    the vectors in row order, chunk by chunk, or by row (:meth:`take`). Nothing is held in memory but the chunk
+    asked for: the vectors are read from the files (not memory-mapped, so a process's resident memory is only what
+    it uses), and the ids are read only when asked for (10M ids are ~0.7 GB of Python strings)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
@@ -146,28 +148,92 @@ class Embeddings:
                 if not (part / name).is_file():
                     raise FileNotFoundError(f"{part / name} does not exist: the embedding output is incomplete")
         self.info = info or json.loads((self.folder / "embed.json").read_text())
-        self.ids: list[str] = []
-        self.rows_per_part = []
-        for part in parts:
-            ids = (part / "ids.txt").read_text().splitlines()
-            rows = np.load(part / "embeddings.npy", mmap_mode="r").shape[0]
-            if len(ids) != rows:
-                raise ValueError(f"{part}: ids.txt has {len(ids)} lines but embeddings.npy has {rows} rows")
-            self.ids += ids
-            self.rows_per_part.append(rows)
+        self._layout = [_npy_layout(part / "embeddings.npy") for part in parts]  # (data offset, rows, dim, dtype)
+        self.rows_per_part = [rows for _, rows, _, _ in self._layout]
+        for part, rows in zip(parts, self.rows_per_part, strict=True):
+            lines = _count_lines(part / "ids.txt")
+            if lines != rows:
+                raise ValueError(f"{part}: ids.txt has {lines} lines but embeddings.npy has {rows} rows")
+        self.offsets = np.cumsum([0, *self.rows_per_part])  # (parts + 1,) first global row of each part
         self.dim = int(self.info["dim"])
         self.encoder_path = self.info.get("encoder_path")
+        self._ids: list[str] | None = None
+
+    @property
+    def ids(self) -> list[str]:
+        """The id of every row, in row order (read on first use)."""
+        if self._ids is None:
+            self._ids = [line for part in self.parts for line in (part / "ids.txt").read_text().splitlines()]
+        return self._ids
+
+    def write_ids(self, path: str | os.PathLike) -> None:
+        """All ids, one per line, copied file by file into ``path`` (never all in memory)."""
+        with open(path, "wb") as out:
+            for part in self.parts:
+                with open(part / "ids.txt", "rb") as f:
+                    shutil.copyfileobj(f, out, 1 << 20)
+                    if f.tell():  # each part's last id ends its line
+                        f.seek(-1, os.SEEK_END)
+                        if f.read(1) != b"\n":
+                            out.write(b"\n")
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return int(self.offsets[-1])
 
     def chunks(self, size: int = 65536) -> Iterator[np.ndarray]:
         """The vectors in row order, ``(<= size, D)`` float32 arrays."""
-        for part in self.parts:
-            vectors = np.load(part / "embeddings.npy", mmap_mode="r")
-            for start in range(0, len(vectors), size):
-                yield np.asarray(vectors[start : start + size], dtype=np.float32)
+        for part, (offset, rows, dim, dtype) in zip(self.parts, self._layout, strict=True):
+            with open(part / "embeddings.npy", "rb") as f:
+                f.seek(offset)
+                for start in range(0, rows, size):
+                    count = min(size, rows - start)
+                    chunk = np.fromfile(f, dtype=dtype, count=count * dim).reshape(count, dim)  # (c, D)
+                    yield chunk.astype(np.float32, copy=False)
+
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of the given rows (any order, repeats allowed), ``(len(rows), D)`` float32: one read per
+        row, only those bytes."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
+            raise IndexError(f"{self.folder}: rows must be in [0, {len(self)}), got {rows.min()}..{rows.max()}")
+        part = np.searchsorted(self.offsets, rows, side="right") - 1  # (R,) which file holds each row
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        for p in np.unique(part):
+            offset, _, dim, dtype = self._layout[p]
+            width = dim * dtype.itemsize
+            fd = os.open(self.parts[p] / "embeddings.npy", os.O_RDONLY)
+            try:
+                for i in np.flatnonzero(part == p):
+                    raw = os.pread(fd, width, offset + int(rows[i] - self.offsets[p]) * width)
+                    out[i] = np.frombuffer(raw, dtype=dtype)
+            finally:
+                os.close(fd)
+        return out
 
     def array(self) -> np.ndarray:
         """All vectors, ``(N, D)`` float32 (in memory)."""
         return np.concatenate(list(self.chunks())) if len(self) else np.zeros((0, self.dim), np.float32)
+
+
+def _npy_layout(path: Path) -> tuple[int, int, int, np.dtype]:
+    """``(byte offset of the data, rows, dim, dtype)`` of a 2-D C-order ``.npy`` file, from its header."""
+    with open(path, "rb") as f:
+        try:
+            major, _ = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+        except ValueError as e:
+            raise ValueError(f"{path}: not a .npy array ({e})") from None
+        if len(shape) != 2 or fortran:
+            raise ValueError(f"{path}: expected a 2-D (rows, dim) C-order array, got shape {shape}")
+        return f.tell(), int(shape[0]), int(shape[1]), np.dtype(dtype)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines of a text file (a last line without a newline counts), read in 1 MiB blocks."""
+    count, last = 0, b"\n"
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            count += block.count(b"\n")
+            last = block[-1:]
+    return count + (last != b"\n")

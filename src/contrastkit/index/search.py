@@ -21,6 +21,7 @@ def build_index(
     kind: str | None = None,
     max_memory: int | None = None,
     max_query_ms: float | None = None,
+    rerank: int = 10,
 ) -> Path:
     """Index the output of ``contrastkit embed`` (one folder or a sharded one, added chunk by chunk from memory
     maps, never all loaded) and keep its ids and encoder.
@@ -31,6 +32,9 @@ def build_index(
             (:func:`~contrastkit.index.sized_index.plan_index`); not together with ``kind``.
         max_query_ms: search effort (IVF cells visited, HNSW candidates) tuned for the best recall within this
             many milliseconds per query.
+        rerank: a compressed (ivfpq) index orders ``10 * rerank`` candidates of a top-10 search by the exact
+            vectors, read from ``embeddings_dir`` on disk when searched (0: by the codes only; the folder must then
+            stay where it is, see :func:`load_index`).
 
     Approximate indexes (and any built with ``max_memory`` or ``max_query_ms``) record their recall@10 against exact
     search on 1,000 held-out queries, and their milliseconds per query, in the index's ``.json`` (``quality``).
@@ -57,21 +61,46 @@ def build_index(
         del sample
     for chunk in embeddings.chunks(CHUNK):
         index.add(chunk)
+    if kind == "ivfpq":
+        index.attach_vectors(embeddings, rerank)
     if kind != "exact" or max_query_ms is not None or plan is not None:
         index.quality = {**({"plan": plan.to_dict()} if plan else {}), **tune(index, embeddings, max_query_ms)}
     out = index.save(out)
-    Path(str(out) + ".ids.txt").write_text("\n".join(embeddings.ids) + "\n")
+    embeddings.write_ids(str(out) + ".ids.txt")
     Path(str(out) + ".source.json").write_text(
         json.dumps({"embeddings": str(src.resolve()), "encoder_path": embeddings.encoder_path}, indent=2) + "\n"
     )
     return out
 
 
+def load_index(index_path: str | os.PathLike) -> EmbeddingIndex:
+    """An index written by :func:`build_index`, with its on-disk vectors attached when it re-ranks with them. If they
+    have moved, it searches by its codes alone and says so once (its recall is then the ``recall_at_10_codes_only``
+    recorded at build time)."""
+    import sys
+
+    index = EmbeddingIndex.load(index_path)
+    if index.kind == "ivfpq" and index.params["rerank"]:
+        from contrastkit.index.embedding_shards import Embeddings
+
+        source = json.loads(Path(str(index_path) + ".source.json").read_text())["embeddings"]
+        try:
+            index.attach_vectors(Embeddings(source), index.params["rerank"])
+        except (OSError, ValueError) as e:
+            print(
+                f"warning: {index_path}: its vectors for re-ranking are not usable ({e}); searching by the "
+                "compressed codes only (lower recall): rebuild the index, or put the embeddings back",
+                file=sys.stderr,
+            )
+            index.params["rerank"] = 0
+    return index
+
+
 def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tuple[EmbeddingIndex, Any]:
     """The index and the encoder that embeds its queries (``encoder``, else the one recorded with the index)."""
     import contrastkit
 
-    index = EmbeddingIndex.load(index_path)
+    index = load_index(index_path)
     source = json.loads(Path(str(index_path) + ".source.json").read_text())
     encoder_path = encoder or source.get("encoder_path")
     if not encoder_path:

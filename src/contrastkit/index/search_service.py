@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
-from contrastkit.index.embedding_index import EmbeddingIndex
+from contrastkit.index.search import load_index
 
 MAX_K = 1000  # results per query
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes of an uploaded query image
@@ -46,7 +46,7 @@ class SearchService:
         import contrastkit
 
         self.index_path = Path(index_path)
-        self.index = EmbeddingIndex.load(index_path)
+        self.index = load_index(index_path)
         source = Path(str(index_path) + ".source.json")
         encoder = encoder or (json.loads(source.read_text()).get("encoder_path") if source.is_file() else None)
         self.encoder = contrastkit.load_encoder(encoder) if encoder else None  # None: neighbours of rows only
@@ -129,7 +129,10 @@ class SearchService:
         row = self.row_of.get(name)
         if row is None:
             raise RequestError(404, f"no indexed row has the id {name!r}")
-        vector = self.index.index.reconstruct(row)[None]  # (1, D), already normalised
+        if self.index.vectors is not None:  # the exact vector from disk, not its compressed code
+            vector = self.index.vectors.take(np.array([row]))  # (1, D)
+        else:
+            vector = self.index.index.reconstruct(row)[None]  # (1, D), already normalised
         return self._results(vector, k, skip=row)
 
     def thumbnail_url(self, name: str) -> str | None:

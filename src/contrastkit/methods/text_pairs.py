@@ -89,14 +89,19 @@ class TextPairs(Method):
         else:
             columns = [list(column) for column in zip(*labels, strict=True)]
         groups = [anchors, *columns]
-        if all(isinstance(g, TokenizedTexts) for g in groups) and len({g.key for g in groups}) == 1:
+        sortable = all(isinstance(g, TokenizedTexts) for g in groups) and len({g.key for g in groups}) == 1
+        if sortable:
             embedded = embed_by_length(self.backbone, groups, chunk_size=len(anchors))  # (B, D) each, less padding
         else:
             embedded = [self.backbone(texts) for texts in groups]  # (B, D) each
         if self._guide:  # the same texts under the frozen guide: (B, G) each, no graph
             guide = self._guide[0].to(embedded[0].device)
             with torch.no_grad():
-                embedded += [guide.encode_text(texts).float() for texts in (anchors, *columns)]
+                if sortable and guide.kind == "text":  # length-sorted too (a guide with another tokenizer
+                    guided = embed_by_length(guide.model, groups, chunk_size=len(anchors))  # re-tokenises them)
+                else:
+                    guided = [guide.encode_text(texts) for texts in groups]
+                embedded += [g.float() for g in guided]
         return embedded
 
     def loss_from_embeddings(self, embeddings: list[Tensor], labels: Sequence[TextPair] | None = None) -> MethodOutput:
