@@ -144,7 +144,7 @@ class EmbeddingIndex:
     def attach_vectors(self, vectors: Any, rerank: int) -> None:
         """Re-rank an IVF-PQ index's answers with the full vectors, left on disk: each search takes ``k * rerank``
         candidates by their compressed codes, reads those rows from ``vectors`` (an
-        :class:`~contrastkit.index.embedding_shards.Embeddings`: only their pages are read) and orders them by exact
+        :class:`~contrastkit.index.embedding_shards.Embeddings`: one read per row) and orders them by exact
         cosine similarity (the refinement step of Jegou et al. 2011, Sec. IV-B, without holding the vectors in memory).
         ``rerank=0`` searches the codes only."""
         if self.kind != "ivfpq":

@@ -23,8 +23,8 @@ def build_index(
     max_query_ms: float | None = None,
     rerank: int = 10,
 ) -> Path:
-    """Index the output of ``contrastkit embed`` (one folder or a sharded one, added chunk by chunk from memory
-    maps, never all loaded) and keep its ids and encoder.
+    """Index the output of ``contrastkit embed`` (one folder or a sharded one, read and added chunk by chunk, never
+    all loaded) and keep its ids and encoder.
 
     Args:
         kind: ``exact`` (default without ``max_memory``), ``hnsw``, ``ivf`` or ``ivfpq``.
@@ -83,10 +83,10 @@ def load_index(index_path: str | os.PathLike) -> EmbeddingIndex:
     if index.kind == "ivfpq" and index.params["rerank"]:
         from contrastkit.index.embedding_shards import Embeddings
 
-        source = json.loads(Path(str(index_path) + ".source.json").read_text())["embeddings"]
         try:
+            source = json.loads(Path(str(index_path) + ".source.json").read_text())["embeddings"]
             index.attach_vectors(Embeddings(source), index.params["rerank"])
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, KeyError) as e:
             print(
                 f"warning: {index_path}: its vectors for re-ranking are not usable ({e}); searching by the "
                 "compressed codes only (lower recall): rebuild the index, or put the embeddings back",
