@@ -4,6 +4,10 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+import gzip
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -23,3 +27,23 @@ def minilm():
     from contrastkit.backbones.dual_encoder import create_text_encoder
 
     return create_text_encoder("minilm").eval()
+
+
+# Python's reference documentation as text pairs, pinned: `pydoc_data` changes with every Python patch release, so
+# the pairs are the ones Python 3.11.7 gave (`python -m contrastkit.data.python_doc_pairs OUT.jsonl`, gzipped).
+DOC_PAIRS = Path(__file__).parent / "data" / "python_doc_pairs.jsonl.gz"
+
+
+@pytest.fixture(scope="session")
+def doc_pairs() -> list[dict[str, str]]:
+    """804 ``{"anchor", "positive", "negative"}`` pairs, the same on every machine."""
+    with gzip.open(DOC_PAIRS, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+@pytest.fixture
+def doc_pairs_file(doc_pairs, tmp_path) -> Path:
+    """The pinned pairs as a JSON-lines file ``contrastkit train text-pairs`` reads."""
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(p) + "\n" for p in doc_pairs), encoding="utf-8")
+    return path

@@ -4,13 +4,12 @@ import pytest
 import torch
 
 from contrastkit.backbones.embed_by_length import embed_by_length
-from contrastkit.data.python_doc_pairs import python_doc_pairs
 from contrastkit.data.tokenized_texts import TokenTable
 
 
 @pytest.fixture(scope="module")
-def groups(minilm):
-    pairs = python_doc_pairs(0)[:6]
+def groups(minilm, doc_pairs):
+    pairs = doc_pairs[:6]
     texts = [[p["anchor"] for p in pairs], [p["positive"] for p in pairs], [p["negative"] for p in pairs]]
     table = TokenTable(minilm.tokenizer, minilm.max_length, [t for g in texts for t in g])
     return [table.batch(g) for g in texts]

@@ -137,16 +137,14 @@ def test_matplotlib_is_imported_by_the_report_only():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_text_pairs_run_reports_its_curves_and_before_after_table(tmp_path):
+def test_text_pairs_run_reports_its_curves_and_before_after_table(tmp_path, doc_pairs_file):
     """A text run has no images: the image sections say so, the retrieval table is shown."""
     import json
 
     from contrastkit.cli.main import main
-    from contrastkit.data.python_doc_pairs import write_python_doc_pairs
     from contrastkit.report import write_report
 
-    pairs = tmp_path / "pairs.jsonl"
-    write_python_doc_pairs(pairs)
+    pairs = doc_pairs_file
     mining = {"anchors": 804, "corpus": 700, "rows": 790, "without_negative": 3, "below_window": 41,
               "filtered": {"above relative margin": 1234}, "positive_scores": [0.1, 0.4, 0.5, 0.6, 0.9],
               "negative_scores": [0.2, 0.35, 0.4, 0.45, 0.6],

@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from contrastkit.cli.main import main
-from contrastkit.data.python_doc_pairs import write_python_doc_pairs
 from contrastkit.data.text_pairs import TextPairsDataset
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, doc_pairs):
     out = tmp_path_factory.mktemp("pairs")
     pairs = out / "pairs.jsonl"
-    assert write_python_doc_pairs(pairs) > 500
+    pairs.write_text("".join(json.dumps(p) + "\n" for p in doc_pairs))
     args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={out}", "data.batch_size=16",
             "data.train_fraction=0.2", "trainer.max_steps=6", "final_eval.test_size=100",
             "trainer.enable_progress_bar=false"]  # fmt: skip
