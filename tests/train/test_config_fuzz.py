@@ -44,3 +44,40 @@ def test_an_override_is_accepted_and_round_trips_or_refused_in_one_line_naming_t
     printed = yaml.safe_dump(config_to_dict(config), sort_keys=False)  # what --print-config shows
     again = load_config(yaml.safe_load(printed))
     assert config_to_dict(again) == config_to_dict(config)
+
+
+RECIPES = ["simclr-fashion-mnist", "dino-fashion-mnist", "moco-v2-fashion-mnist", "clip-fashion-mnist", "text-pairs",
+           "byol-fashion-mnist", "vicreg-fashion-mnist", "barlow-twins-fashion-mnist"]  # fmt: skip
+
+
+def test_every_number_of_every_section_refuses_nan_and_infinity_naming_its_key():
+    """Found by the fuzz above (optim.lars_eta=nan ran): NaN and infinity are refused in every float field and every
+    list of floats, the trainer's sections and the method's and views' own parameters alike."""
+    checked = 0
+    for recipe in RECIPES:
+        tree = config_to_dict(load_config(recipe))
+        for key in _keys(tree):
+            value = _value(tree, key)
+            floats = isinstance(value, float) or (isinstance(value, list) and value and isinstance(value[0], float))
+            if not floats:
+                continue
+            for bad in ("nan", "inf", "-inf"):
+                text = (
+                    bad
+                    if isinstance(value, float)
+                    else "[" + ", ".join([repr(value[0])] * (len(value) - 1) + [bad]) + "]"
+                )
+                try:
+                    load_config(recipe, [f"{key}={text}"])
+                except ConfigError as e:
+                    assert key in str(e) and "\n" not in str(e), (key, str(e))
+                else:
+                    raise AssertionError(f"{recipe}: {key}={text} was accepted")
+                checked += 1
+    assert checked > 200  # the views' probabilities and scales, the methods' temperatures and momenta, the optimiser
+
+
+def _value(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree[part]
+    return tree

@@ -115,7 +115,11 @@ class OptimConfig:
         _check_range("optim.weight_decay", self.weight_decay, low=0.0)
         _check_range("optim.warmup_epochs", self.warmup_epochs, low=0.0)
         _check_range("optim.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        _check_range("optim.momentum", self.momentum, low=0.0, high=1.0)
+        _check_range("optim.lars_eta", self.lars_eta, low=0.0, strict=True)
         self.betas = tuple(self.betas)
+        for i, beta in enumerate(self.betas):
+            _check_range(f"optim.betas[{i}]", beta, low=0.0, high=1.0)
 
 
 @dataclass
@@ -163,6 +167,8 @@ class TrainerConfig:
         _check_range("trainer.accumulate_grad_batches", self.accumulate_grad_batches, low=1)
         _check_range("trainer.grad_cache_chunk_size", self.grad_cache_chunk_size, low=0)
         _check_range("trainer.limit_train_batches", self.limit_train_batches, low=0.0, strict=True)
+        if self.gradient_clip_val is not None:
+            _check_range("trainer.gradient_clip_val", self.gradient_clip_val, low=0.0, strict=True)
         self.devices = str(self.devices)
 
 
@@ -178,6 +184,7 @@ class MonitorConfig:
     def __post_init__(self) -> None:
         _check_range("monitor.every_n_epochs", self.every_n_epochs, low=0)
         _check_range("monitor.knn_k", self.knn_k, low=1)
+        _check_range("monitor.knn_temperature", self.knn_temperature, low=0.0, strict=True)
         _check_range("monitor.bank_size", self.bank_size, low=1)
         _check_range("monitor.query_size", self.query_size, low=1)
 

@@ -108,8 +108,7 @@ def _merge(section: str, schema: type, values: Any) -> Any:
     if values is not None and not isinstance(values, dict):
         raise ConfigError(f"{section or 'the config'} must be a mapping of keys to values, got {values!r}")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(schema), values or {})
-        return OmegaConf.to_object(merged)
+        merged = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values or {}))
     except ConfigKeyError as e:
         parts = str(e.full_key).split(".")
         valid = _schema_keys(schema, parts[:-1])
@@ -125,6 +124,23 @@ def _merge(section: str, schema: type, values: Any) -> Any:
         raise ConfigError(f"{prefix + str(e.full_key)}: expected {expected}; {e.msg.splitlines()[0]}") from None
     except OmegaConfBaseException as e:
         raise ConfigError(f"{section or 'config'}: {e.msg.splitlines()[0] if hasattr(e, 'msg') else e}") from None
+    _check_finite(section, merged)
+    return merged
+
+
+def _check_finite(key: str, value: Any) -> None:
+    """No NaN or infinity anywhere in a config (a probability, scale, momentum or temperature of NaN runs and
+    silently trains nothing): the first one found is refused with its key."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{key} must be a finite number, got {value}")
+    children = (
+        vars(value).items() if dataclasses.is_dataclass(value)
+        else value.items() if isinstance(value, dict)
+        else ((f"[{i}]", v) for i, v in enumerate(value)) if isinstance(value, (list, tuple))
+        else ()
+    )  # fmt: skip
+    for name, child in children:
+        _check_finite(f"{key}{name}" if str(name).startswith("[") else f"{key}.{name}" if key else str(name), child)
 
 
 def _expected_type(schema: type, parts: list[str]) -> str:
