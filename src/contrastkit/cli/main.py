@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from contrastkit.cli.search import add_search_commands
+from contrastkit.extras import missing_extra
 
 EPILOG = """examples:
   contrastkit recipes
@@ -288,12 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``contrastkit`` command; errors in configs and inputs print one clear line and exit with 2."""
-    from contrastkit.train.config import ConfigError
-
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError) as e:  # ValueError includes ConfigError
         print(f"contrastkit {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a full disk, a read-only folder, a lost mount: what failed, where, and no traceback
@@ -305,6 +304,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         if args.debug:
             raise
+        if isinstance(e, ModuleNotFoundError) and missing_extra(e):  # an optional package: the extra that brings it
+            print(f"contrastkit {args.command}: error: {missing_extra(e)}", file=sys.stderr)
+            return 1
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(
             f"contrastkit {args.command}: error: {type(e).__name__}: {first} (run `contrastkit --debug "

@@ -120,7 +120,9 @@ def decode_image(data: bytes, channels: int | None = None) -> torch.Tensor:
     return pixels.contiguous()
 
 
-def load_image_or_skip(source: str | bytes, channels: int | None = None, name: str | None = None):
+def load_image_or_skip(
+    source: str | bytes, channels: int | None = None, name: str | None = None
+) -> torch.Tensor | Skipped:
     """Read and decode one image; a bad file gives a :class:`Skipped` instead of an exception.
 
     Args:

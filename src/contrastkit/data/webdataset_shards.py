@@ -10,7 +10,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from contrastkit.data.skip_report import Skipped, check_channels, load_image_or_skip
@@ -20,6 +19,8 @@ MAX_LISTED = 10  # missing shards listed in one error message
 
 def expand_shards(urls: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
     """Shard list from a brace pattern (``"data/shard-{000..009}.tar"``), ``::``-separated patterns, or a list."""
+    import webdataset as wds  # the `train` extra: imported when shards are used, so `contrastkit.data` needs no more
+
     if isinstance(urls, str | os.PathLike):
         return wds.shardlists.expand_urls(os.fspath(urls))
     result: list[str] = []
@@ -141,6 +142,8 @@ class WebDatasetShards(IterableDataset):
         def keep_going(error: BaseException) -> bool:
             errors.append(error)
             return True
+
+        import webdataset as wds
 
         yield from wds.tariterators.tarfile_samples([{"url": url}], handler=keep_going)
         if errors:  # one report per shard: the read stops at the first error (webdataset may report it twice)
