@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench lint format clean package check-min-torch docs
 
 # The venv is (re)built when pyproject.toml changes; otherwise this is a no-op.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[all,test,docs]'
 	touch $(STAMP)
 
 # Fashion-MNIST from Debian (package dataset-fashion-mnist), best effort: without it the loaders say where
@@ -72,6 +72,37 @@ bench: $(STAMP) | $(FMNIST) $(WORDNET)
 	$(PY) benchmarks/gradcache.py
 	$(PY) benchmarks/faults.py
 
+# The package as users get it: the wheel and sdist built (python -m build), the wheel installed with its `train` extra
+# into a fresh virtual environment (not editable, not the source tree on the path), and the commands run from it in an
+# empty folder: catches package data (recipes, py.typed) missing from the wheel.
+PKG_VENV := build/venv-wheel
+package: $(STAMP)
+	rm -rf dist $(PKG_VENV) build/package-run
+	$(PY) -m build --outdir dist . >/dev/null
+	$(PYTHON) -m venv $(PKG_VENV)
+	$(PKG_VENV)/bin/pip install --quiet "$$(ls dist/contrastkit-*.whl)[train]"
+	mkdir -p build/package-run
+	cd build/package-run && ../venv-wheel/bin/contrastkit --help >/dev/null && \
+	  ../venv-wheel/bin/contrastkit recipes | grep -q simclr-digits && \
+	  ../venv-wheel/bin/contrastkit train simclr-digits name=wheel trainer.max_steps=5 final_eval.enabled=false \
+	    monitor.every_n_epochs=0 trainer.enable_progress_bar=false data.num_workers=0 >/dev/null && \
+	  test -f runs/wheel/encoder.safetensors && \
+	  ../venv-wheel/bin/python -c "import contrastkit, pathlib; p = pathlib.Path(contrastkit.__file__); \
+	    assert 'site-packages' in str(p) and (p.parent / 'py.typed').is_file(), p"
+	@echo "package: wheel installs into a fresh environment; --help, recipes and a 5-step train ran from it"
+
+# The core's lower bound: torch 2.13.0 (the CPU wheel this machine has) with the built wheel and no extras runs the
+# tests of the losses that need nothing but torch (the rest of the suite runs on the torch `make` installs).
+MIN_VENV := build/venv-min-torch
+check-min-torch: package
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install --quiet 'torch==2.13.0' numpy safetensors pillow pytest
+	$(MIN_VENV)/bin/pip install --quiet --no-deps "$$(ls dist/contrastkit-*.whl)"
+	$(MIN_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.'), torch.__version__"
+	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/losses/test_barlow_twins.py \
+	  tests/losses/test_block_logsumexp.py tests/losses/test_cpc.py tests/losses/test_multiple_negatives_ranking.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/ruff format --check src tests benchmarks examples
@@ -79,6 +110,12 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(VENV)/bin/ruff format src tests benchmarks examples
 	$(VENV)/bin/ruff check --fix src tests benchmarks examples
+
+# The documentation site (mkdocs-material + mkdocstrings; offline: no fonts or scripts fetched) into site/: open
+# site/index.html. --strict: a broken link, a missing page or a docstring mkdocstrings cannot read fails the build.
+# NO_MKDOCS_2_WARNING silences mkdocs-material's banner about its end of life.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet --site-dir site
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache

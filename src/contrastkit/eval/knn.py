@@ -48,7 +48,8 @@ def knn_scores(
         k: neighbours per query (clamped to N).
         temperature: vote temperature.
         num_classes: C; default ``max label + 1``.
-        query_chunk, bank_chunk: chunk sizes.
+        query_chunk: queries per chunk.
+        bank_chunk: bank rows per chunk.
 
     Returns:
         ``(M, C)`` float32 scores.

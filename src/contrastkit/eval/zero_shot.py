@@ -80,7 +80,9 @@ def zero_shot(
         class_names: names of classes ``0..C-1``.
         templates: sentences with a ``{}`` slot for the class name; class embeddings average over them.
         labels: ``(N,)`` true class ids (required: accuracy is reported).
-        mean, std, size: image preparation (default: ``model.encoder_info``'s).
+        mean: image normalisation mean (default: ``model.encoder_info``'s).
+        std: image normalisation std (default: ``model.encoder_info``'s).
+        size: image size (default: ``model.encoder_info``'s).
 
     Returns:
         :class:`ZeroShotResult`.

@@ -53,12 +53,15 @@ class EmbeddingIndex:
             (``IndexHNSWFlat`` graph, ``m`` links per node, ``ef_search`` candidates per query).
             ``"ivfpq"``: ``OPQ{pq_m},IVF{nlist},PQ{pq_m}`` (Ge et al. 2013; Jegou et al. 2011): each vector stored in
             ``pq_m`` bytes, for collections larger than memory; it needs :meth:`train` on a sample first.
-        nlist, nprobe: IVF parameters (Jegou et al. 2011).
+        nlist: IVF cells (Jegou et al. 2011).
+        nprobe: IVF cells visited per query.
         pq_m: bytes per vector of ``"ivfpq"`` (sub-quantizers; must divide the dimension).
         rerank: with ``"ivfpq"`` and the full vectors attached (:meth:`attach_vectors`), fetch ``k * rerank``
             candidates by their codes and order them by exact similarity (0: codes only).
-        m, ef_search, ef_construction: HNSW parameters (Malkov & Yashunin 2018); FAISS's default
-            ef_construction of 40 caps recall near 0.94 on clustered data, hence 200.
+        m: HNSW links per node (Malkov & Yashunin 2018).
+        ef_search: HNSW candidates per query.
+        ef_construction: HNSW candidates while building; FAISS's default of 40 caps recall near 0.94 on clustered
+            data, hence 200.
     """
 
     def __init__(
