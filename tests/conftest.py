@@ -22,6 +22,23 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 SEED = int(os.environ.get("CONTRASTKIT_TEST_SEED", "0"))
 
 
+# The same number of threads on every machine: reductions split across threads add in another order, so results a
+# test compares exactly (or against a margin) would otherwise depend on the host's core count.
+torch.set_num_threads(2)
+
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "MASTER_ADDR",
+                      "MASTER_PORT", "TORCHELASTIC_RESTART_COUNT", "TORCHELASTIC_RUN_ID")  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _no_launcher_environment(monkeypatch):
+    """Tests run as one plain process even inside a torchrun, SLURM or Kubernetes job: the variables those set
+    would switch `contrastkit embed` to shards and Lightning to the job's processes. Tests that want them set them."""
+    for name in os.environ:
+        if name in LAUNCHER_VARIABLES or name.startswith("SLURM_"):
+            monkeypatch.delenv(name)
+
+
 @pytest.fixture(autouse=True)
 def _seed_torch():
     """Every test starts from the same global RNG state, so a failure reproduces."""

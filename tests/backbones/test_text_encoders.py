@@ -1,3 +1,5 @@
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -38,6 +40,7 @@ def test_text_transformer_masks_padding_and_learns():
 
 
 def test_locked_text_tower_is_frozen_cached_and_stays_in_eval_mode(minilm):
+    minilm = copy.deepcopy(minilm)  # locking freezes the tower: never the session's shared one
     image = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
     image.feature_dim = 8
     dual = DualEncoder(image, minilm, embed_dim=4, lock_text=True).train()

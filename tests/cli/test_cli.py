@@ -131,3 +131,16 @@ def test_an_unexpected_error_is_one_line_without_traceback_unless_debug(monkeypa
     assert capsys.readouterr().err.strip() == (
         f"contrastkit train: error: No space left on device ({tmp_path / 'last.ckpt'})"
     )
+
+
+def test_output_into_a_closed_pipe_is_not_an_error():
+    """`contrastkit recipes | head -1` (found by CI's `| grep -q`): the reader leaving is no error to report."""
+    import subprocess
+    import sys
+
+    code = "from contrastkit.cli.main import main; raise SystemExit(main(['recipes']))"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(10)  # read a little, then go away
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    assert proc.stderr.read() == b""

@@ -41,7 +41,8 @@ def test_a_full_disk_during_training_is_one_line_naming_the_file(tmp_path, monke
 
     monkeypatch.setattr(checkpoint_io.torch, "save", no_space)
     overrides = [f"out_dir={tmp_path}", "name=full", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
-                 "monitor.every_n_epochs=0", "final_eval.enabled=false", "trainer.limit_train_batches=2"]  # fmt: skip
+                 "monitor.every_n_epochs=0", "final_eval.enabled=false", "trainer.limit_train_batches=2",
+                 "trainer.accelerator=cpu"]  # fmt: skip
     assert main(["train", "simclr-digits", *overrides]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("contrastkit train: error: no space left to write a checkpoint (about ")

@@ -18,7 +18,7 @@ def run(tmp_path_factory, doc_pairs):
     pairs.write_text("".join(json.dumps(p) + "\n" for p in doc_pairs))
     args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={out}", "data.batch_size=16",
             "data.train_fraction=0.2", "trainer.max_steps=6", "final_eval.test_size=100",
-            "trainer.enable_progress_bar=false"]  # fmt: skip
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]  # fmt: skip
     assert main(args) == 0
     return out / "text-pairs", pairs
 
@@ -100,7 +100,8 @@ def test_a_guided_run_trains_and_a_missing_guide_is_refused_before_the_data(run,
         )
     args = ["train", "text-pairs", f"data.path={pairs}", f"out_dir={tmp_path}", "name=guided", "data.batch_size=16",
             "data.train_fraction=0.2", "trainer.max_steps=3", "final_eval.enabled=false",
-            "trainer.enable_progress_bar=false", f"method.guide={run_dir / 'encoder.safetensors'}"]  # fmt: skip
+            "trainer.enable_progress_bar=false", f"method.guide={run_dir / 'encoder.safetensors'}",
+            "trainer.accelerator=cpu"]  # fmt: skip
     assert main(args) == 0
     ckpt = torch.load(tmp_path / "guided" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["global_step"] == 3 and not any("_guide" in k for k in ckpt["state_dict"])

@@ -68,7 +68,7 @@ def write_module_file(module: nn.Module, path: str | os.PathLike, meta: dict[str
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, tmp, metadata={METADATA_KEY: json.dumps(meta)})
     os.replace(tmp, path)
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path
 
 

@@ -66,7 +66,7 @@ class HFCLIPEncoder(nn.Module):
         self.model = CLIPModel(_config(config))
         with tempfile.TemporaryDirectory() as folder:
             for name, text in tokenizer_files.items():
-                (Path(folder) / name).write_text(text)
+                (Path(folder) / name).write_text(text, encoding="utf-8")
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
         self.feature_dim = int(self.model.config.projection_dim)
 

@@ -138,14 +138,16 @@ def _hf(folder: str) -> tuple[nn.Module, dict[str, Any]]:
     config_file = folder_path / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{folder}: no config.json (expected a Hugging Face model folder)")
-    config = json.loads(config_file.read_text())
+    config = json.loads(config_file.read_text(encoding="utf-8"))
     prep = _hf_preprocessing(folder_path, config)
     if config.get("model_type") == "clip":
         from transformers import CLIPModel
 
         from contrastkit.backbones.hf_encoder import HFCLIPEncoder
 
-        files = {n: (folder_path / n).read_text() for n in TOKENIZER_FILES if (folder_path / n).is_file()}
+        files = {
+            n: (folder_path / n).read_text(encoding="utf-8") for n in TOKENIZER_FILES if (folder_path / n).is_file()
+        }
         if not files:
             raise FileNotFoundError(f"{folder}: a CLIP model without tokenizer files ({', '.join(TOKENIZER_FILES)})")
         model = HFCLIPEncoder(config, files)
@@ -180,7 +182,7 @@ def _hf_preprocessing(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     mean, std, interpolation = list(IMAGENET_MEAN), list(IMAGENET_STD), "bicubic"
     processor = folder / "preprocessor_config.json"
     if processor.is_file():
-        p = json.loads(processor.read_text())
+        p = json.loads(processor.read_text(encoding="utf-8"))
         mean, std = list(p.get("image_mean", mean)), list(p.get("image_std", std))
         crop = p.get("crop_size") or p.get("size")
         if isinstance(crop, dict):

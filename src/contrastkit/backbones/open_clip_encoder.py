@@ -46,7 +46,7 @@ class OpenCLIPEncoder(nn.Module):
         try:
             with tempfile.TemporaryDirectory() as folder:
                 config = {"model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg or {}}
-                (Path(folder) / "open_clip_config.json").write_text(json.dumps(config))
+                (Path(folder) / "open_clip_config.json").write_text(json.dumps(config), encoding="utf-8")
                 self.clip = open_clip.create_model(f"local-dir:{folder}", load_weights=False)
                 self.tokenizer = open_clip.get_tokenizer(f"local-dir:{folder}")
         finally:

@@ -6,6 +6,7 @@ Argument parsing uses the standard library's ``argparse``; configs use OmegaConf
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -124,7 +125,7 @@ def _eval(args: argparse.Namespace) -> int:
     )
     print(format_report(result))
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
     return 0
 
@@ -292,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader went away (`contrastkit recipes | head -3`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # and no second error at exit's flush
+        return 0
     except (FileNotFoundError, ValueError) as e:  # ValueError includes ConfigError
         print(f"contrastkit {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -129,7 +129,9 @@ def stl10(
         targets = np.full(len(images), -1, dtype=np.int64)
     else:
         targets = read_labels(extracted / FILES[split][1], len(images))
-    classes = [line.strip() for line in (extracted / CLASS_FILE).read_text().splitlines() if line.strip()]
+    classes = [
+        line.strip() for line in (extracted / CLASS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     if len(classes) != len(CLASSES):
         raise ValueError(f"{CLASS_FILE}: expected {len(CLASSES)} class names, got {classes} ({extracted})")
     return ArrayImageDataset(images, targets, classes, name=f"{NAME} ({split})")

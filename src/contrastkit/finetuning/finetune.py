@@ -188,7 +188,7 @@ def finetune(
     seconds["data"] = time.perf_counter() - start
     if run_dir is not None:
         drawn = {"data": data, "source": data_set.source, "seed": config.seed, "indices": indices.tolist()}
-        (run_dir / "labelled_indices.json").write_text(json.dumps(drawn) + "\n")
+        (run_dir / "labelled_indices.json").write_text(json.dumps(drawn) + "\n", encoding="utf-8")
 
     start = time.perf_counter()
     image_encoder = image_encoder_of(encoder).eval()
@@ -274,7 +274,7 @@ def _write_run(result: FinetuneResult, classifier: Classifier, info: dict, prep:
     result.classifier_path = save_classifier(classifier, run_dir / "classifier.safetensors", meta)
     summary = {k: v for k, v in asdict(result).items() if k not in ("run_dir", "classifier_path")}
     summary.update({"config": asdict(config), "data": data, "classifier": str(result.classifier_path)})
-    (run_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (run_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_finetune_report(result, run_dir / "report.html", trained)
 
 

@@ -57,5 +57,7 @@ def write_finetune_report(result: Any, path: Path, trained: str) -> Path:
         "Wall time of each part, in seconds.",
         body=table(["part", "seconds"], [[k, round(v, 1)] for k, v in result.seconds.items()]),
     )
-    path.write_text(render_page("contrastkit fine-tuning", str(path.parent), [accuracy, confusion, timing]))
+    path.write_text(
+        render_page("contrastkit fine-tuning", str(path.parent), [accuracy, confusion, timing]), encoding="utf-8"
+    )
     return path

@@ -61,7 +61,7 @@ def predict_paths(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     summary = PredictSummary(0, out=out)
-    with open(tmp, "w", newline="") as f:
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "class", "probability", *(f"p_{c}" for c in classes)])
         for start in range(0, len(files), batch_size):

@@ -85,7 +85,7 @@ def embed_dataset(
     rows = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(n, dim))
     skips, written = SkipReport(), 0
     device = next(encoder.parameters()).device
-    with open(out / "ids.txt", "w") as ids_file:
+    with open(out / "ids.txt", "w", encoding="utf-8") as ids_file:
         for images, ids, skipped in tqdm(loader, desc="embed", unit="batch", disable=not progress):
             skips.add(Skipped(*s) for s in skipped)
             if len(ids) == 0:
@@ -117,7 +117,7 @@ def embed_dataset(
         if hasattr(encoder, "encoder_path")
         else None,
     }
-    (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
@@ -181,5 +181,5 @@ def embed_texts(
         "encoder": {"kind": encoder.kind, "method": info.get("method")},
         "encoder_path": str(Path(encoder.encoder_path).resolve()),
     }
-    (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "embed.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

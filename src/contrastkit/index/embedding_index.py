@@ -224,7 +224,7 @@ class EmbeddingIndex:
         meta = {"format": "contrastkit-index", "dim": self.dim, "kind": self.kind, "count": len(self), **self.params}
         if self.quality:
             meta["quality"] = self.quality
-        Path(str(path) + META_SUFFIX).write_text(json.dumps(meta, indent=2) + "\n")
+        Path(str(path) + META_SUFFIX).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
         return path
 
     @classmethod
@@ -237,7 +237,7 @@ class EmbeddingIndex:
         if not path.is_file():
             raise FileNotFoundError(f"index file {str(path)!r} does not exist")
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: no readable {meta_path.name} beside it ({e}); not a contrastkit index") from None
         if meta.get("format") != "contrastkit-index":

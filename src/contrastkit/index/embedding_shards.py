@@ -42,7 +42,7 @@ def _claim_job(out: Path, job: dict[str, Any]) -> None:
     is touched)."""
     path = out / JOB
     if path.is_file():
-        earlier = json.loads(path.read_text())
+        earlier = json.loads(path.read_text(encoding="utf-8"))
         if earlier != job:
             changed = ", ".join(f"{k}: {earlier.get(k)!r} -> {v!r}" for k, v in job.items() if earlier.get(k) != v)
             raise ValueError(
@@ -51,7 +51,7 @@ def _claim_job(out: Path, job: dict[str, Any]) -> None:
             )
         return
     tmp = out / f".{JOB}.{os.getpid()}"
-    tmp.write_text(json.dumps(job, indent=2) + "\n")
+    tmp.write_text(json.dumps(job, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)  # two processes racing write the same content
 
 
@@ -99,7 +99,7 @@ def write_manifest(out: Path, count: int) -> bool:
         info_path = out / f"shard-{i:05d}" / "embed.json"
         if not info_path.is_file():
             return False
-        infos.append(json.loads(info_path.read_text()))
+        infos.append(json.loads(info_path.read_text(encoding="utf-8")))
     first = infos[0]
     manifest = {
         "format": "contrastkit-embedding-shards",
@@ -112,7 +112,7 @@ def write_manifest(out: Path, count: int) -> bool:
         "skipped": [s for info in infos for s in info.get("skipped", [])],
     }
     tmp = out / f".{MANIFEST}.{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / MANIFEST)
     return True
 
@@ -128,7 +128,7 @@ class Embeddings:
         self.folder = Path(folder)
         manifest = self.folder / MANIFEST
         if manifest.is_file():
-            info = json.loads(manifest.read_text())
+            info = json.loads(manifest.read_text(encoding="utf-8"))
             parts = [self.folder / s["path"] for s in info["shards"]]
         elif (self.folder / "embeddings.npy").is_file():
             info = None
@@ -147,7 +147,7 @@ class Embeddings:
             for name in ("embeddings.npy", "ids.txt", "embed.json"):
                 if not (part / name).is_file():
                     raise FileNotFoundError(f"{part / name} does not exist: the embedding output is incomplete")
-        self.info = info or json.loads((self.folder / "embed.json").read_text())
+        self.info = info or json.loads((self.folder / "embed.json").read_text(encoding="utf-8"))
         self._layout = [_npy_layout(part / "embeddings.npy") for part in parts]  # (data offset, rows, dim, dtype)
         self.rows_per_part = [rows for _, rows, _, _ in self._layout]
         for part, rows in zip(parts, self.rows_per_part, strict=True):
@@ -163,7 +163,9 @@ class Embeddings:
     def ids(self) -> list[str]:
         """The id of every row, in row order (read on first use)."""
         if self._ids is None:
-            self._ids = [line for part in self.parts for line in (part / "ids.txt").read_text().splitlines()]
+            self._ids = [
+                line for part in self.parts for line in (part / "ids.txt").read_text(encoding="utf-8").splitlines()
+            ]
         return self._ids
 
     def write_ids(self, path: str | os.PathLike) -> None:

@@ -191,7 +191,7 @@ def mine_negatives(
     )
     settings = {"num_negatives": num_negatives, "range": [start, stop], "max_score": max_score,
                 "relative_margin": relative_margin, "encoder": getattr(encoder, "encoder_path", None)}  # fmt: skip
-    stats_path(out).write_text(json.dumps({**asdict(summary), "settings": settings}, indent=2) + "\n")
+    stats_path(out).write_text(json.dumps({**asdict(summary), "settings": settings}, indent=2) + "\n", encoding="utf-8")
     return summary
 
 

@@ -68,7 +68,8 @@ def build_index(
     out = index.save(out)
     embeddings.write_ids(str(out) + ".ids.txt")
     Path(str(out) + ".source.json").write_text(
-        json.dumps({"embeddings": str(src.resolve()), "encoder_path": embeddings.encoder_path}, indent=2) + "\n"
+        json.dumps({"embeddings": str(src.resolve()), "encoder_path": embeddings.encoder_path}, indent=2) + "\n",
+        encoding="utf-8",
     )
     return out
 
@@ -84,7 +85,7 @@ def load_index(index_path: str | os.PathLike) -> EmbeddingIndex:
         from contrastkit.index.embedding_shards import Embeddings
 
         try:
-            source = json.loads(Path(str(index_path) + ".source.json").read_text())["embeddings"]
+            source = json.loads(Path(str(index_path) + ".source.json").read_text(encoding="utf-8"))["embeddings"]
             index.attach_vectors(Embeddings(source), index.params["rerank"])
         except (OSError, ValueError, KeyError) as e:
             print(
@@ -101,7 +102,7 @@ def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tu
     import contrastkit
 
     index = load_index(index_path)
-    source = json.loads(Path(str(index_path) + ".source.json").read_text())
+    source = json.loads(Path(str(index_path) + ".source.json").read_text(encoding="utf-8"))
     encoder_path = encoder or source.get("encoder_path")
     if not encoder_path:
         raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
@@ -126,7 +127,7 @@ def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder
     with torch.no_grad():
         features = model.encode_image(model.preprocess(picture)[None])  # (1, D)
     result = index.search(features, k)
-    ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
+    ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
     return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]
 
 
@@ -148,5 +149,5 @@ def search_text(index_path: str | os.PathLike, text: str, k: int = 10, encoder: 
     with torch.no_grad():
         features = model.encode_text([text])  # (1, D)
     result = index.search(features.float(), k)
-    ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
+    ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
     return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]

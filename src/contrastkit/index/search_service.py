@@ -48,9 +48,11 @@ class SearchService:
         self.index_path = Path(index_path)
         self.index = load_index(index_path)
         source = Path(str(index_path) + ".source.json")
-        encoder = encoder or (json.loads(source.read_text()).get("encoder_path") if source.is_file() else None)
+        encoder = encoder or (
+            json.loads(source.read_text(encoding="utf-8")).get("encoder_path") if source.is_file() else None
+        )
         self.encoder = contrastkit.load_encoder(encoder) if encoder else None  # None: neighbours of rows only
-        self.ids = Path(str(index_path) + ".ids.txt").read_text().splitlines()
+        self.ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
         if len(self.ids) != len(self.index):
             raise ValueError(f"{index_path}: {len(self.ids)} ids for {len(self.index)} vectors")
         self.row_of = {name: row for row, name in enumerate(self.ids)}

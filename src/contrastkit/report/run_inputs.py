@@ -50,7 +50,7 @@ def read_config(run_dir: Path) -> tuple[dict[str, Any], RunConfig]:
     """The run's ``config.json`` as saved (plain dict) and validated (:class:`RunConfig`)."""
     path = run_dir / "config.json"
     try:
-        saved = json.loads(path.read_text())
+        saved = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
     return saved, load_config(saved)
@@ -62,7 +62,7 @@ def read_final_eval(run_dir: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return None
 

@@ -262,7 +262,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     run_dir.mkdir(parents=True, exist_ok=True)
     if first:  # one process writes: another would make rank 0 see an earlier run that is this one
         remove_earlier_run(config)
-        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n")
+        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
     checkpoints = run_dir / "checkpoints"
     remove_stale_temporaries(checkpoints)
     throughput = ThroughputMonitor(batch_size_fn=batch_rows)  # samples/s in logs/metrics.csv (train|...)
@@ -277,7 +277,7 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
     final = task.evaluate(initial) if config.final_eval.enabled else None
     if final is not None:
-        (run_dir / "final_eval.json").write_text(json.dumps(final.scores, indent=2) + "\n")
+        (run_dir / "final_eval.json").write_text(json.dumps(final.scores, indent=2) + "\n", encoding="utf-8")
         print(final.table)
     return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", task.history(), final and final.scores)
 

@@ -159,7 +159,7 @@ class TextPairsTask(Task):
 
         mining = stats_path(self.config.data.path) if self.config.data.path else None
         if mining is not None and mining.is_file():  # pairs from contrastkit mine-negatives: what it did
-            scores["mining"] = json.loads(mining.read_text())
+            scores["mining"] = json.loads(mining.read_text(encoding="utf-8"))
         return FinalEvaluation(scores, format_pair_table(scores))
 
 
