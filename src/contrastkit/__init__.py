@@ -25,20 +25,36 @@ def load_encoder(path: str | os.PathLike, device: str = "cpu") -> Any:
 
 def finetune(
     encoder: Any,
-    data: str,
+    data: Any,
     config: Any = None,
     *,
     labels_per_class: int | None = None,
     label_fraction: float | None = None,
+    test: Any = None,
     run_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> Any:
-    """Fine-tune an encoder on a few labels of ``data``: a classifier, next to its linear probe and scratch.
+    """Fine-tune an encoder on a few labels of ``data``: a classifier, next to its linear probe and a baseline.
 
-    See :func:`contrastkit.finetuning.finetune`; returns its :class:`~contrastkit.finetuning.FinetuneResult`.
+    Images (a labelled built-in data set or a folder of class sub-folders): see
+    :func:`contrastkit.finetuning.finetune`, returns a :class:`~contrastkit.finetuning.FinetuneResult`. Texts (a
+    ``.jsonl`` / ``.csv`` / ``.tsv`` file of ``{"text", "label"}`` rows, or ``LabelledTexts``; ``test`` an optional
+    file of test texts): see :func:`contrastkit.finetuning.finetune_texts`, returns a ``TextFinetuneResult``.
     """
-    from contrastkit.finetuning import finetune as run
+    from contrastkit.finetuning.labelled_texts import is_text_data
 
+    if is_text_data(data):
+        from contrastkit.finetuning.finetune_texts import finetune_texts
+
+        if label_fraction is not None:
+            raise ValueError("label_fraction is for images; for texts give labels_per_class, or nothing (all rows)")
+        return finetune_texts(
+            encoder, data, config, test=test, labels_per_class=labels_per_class, run_dir=run_dir, overwrite=overwrite
+        )
+    from contrastkit.finetuning.finetune import finetune as run
+
+    if test is not None:
+        raise ValueError("test= is for texts: an image data set brings its test split (or holds a part out)")
     return run(
         encoder,
         data,

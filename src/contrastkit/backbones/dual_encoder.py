@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-TEXT_ENCODERS = ("minilm", "transformer")
+from contrastkit.backbones.sentence_transformer_encoder import SentenceTransformerEncoder
+
+TEXT_ENCODERS = ("minilm", "transformer")  # built from a name: text-pairs' backbone.name, clip's method.text_encoder
+# text towers whose text_config holds the whole model (architecture, tokenizer): written by import-encoder
+IMPORTED_TEXT_ENCODERS: dict[str, type[nn.Module]] = {SentenceTransformerEncoder.name: SentenceTransformerEncoder}
 MAX_CACHED_TEXTS = 50_000  # locked text tower: features of this many distinct strings are kept
 
 
@@ -44,6 +49,16 @@ def create_text_encoder(
         "heads": heads,
     }
     return encoder
+
+
+def build_text_encoder(text_config: dict[str, Any]) -> nn.Module:
+    """The (untrained) text tower a ``text_config`` describes (an encoder file's ``text_encoder`` entry): a named
+    tower (:func:`create_text_encoder`) or an imported one (:data:`IMPORTED_TEXT_ENCODERS`, built from the
+    config's other entries)."""
+    config = dict(text_config)
+    name = str(config.pop("name", None))
+    imported = IMPORTED_TEXT_ENCODERS.get(name)
+    return imported(**config) if imported is not None else create_text_encoder(name, **config)
 
 
 class DualEncoder(nn.Module):

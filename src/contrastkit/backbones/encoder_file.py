@@ -133,17 +133,17 @@ def build_encoder(info: dict[str, Any], source: str = "encoder metadata") -> nn.
         layers, pooling = int(info.get("gru_layers", 1)), str(info.get("pooling", "mean"))
         return SequenceContextEncoder.build(frames, int(info["context_dim"]), layers, pooling)
     if kind == "text":
-        from contrastkit.backbones.dual_encoder import create_text_encoder
+        from contrastkit.backbones.dual_encoder import build_text_encoder
 
-        return create_text_encoder(**info["text_encoder"])
+        return build_text_encoder(info["text_encoder"])
     if kind == "dual" and "library" in info:  # imported from another library (contrastkit import-encoder)
         return _imported_dual(info, source)
     image = build_image_backbone(info)
     if kind == "image":
         return image
-    from contrastkit.backbones.dual_encoder import DualEncoder, create_text_encoder
+    from contrastkit.backbones.dual_encoder import DualEncoder, build_text_encoder
 
-    text = create_text_encoder(**info["text_encoder"])
+    text = build_text_encoder(info["text_encoder"])
     return DualEncoder(
         image,
         text,

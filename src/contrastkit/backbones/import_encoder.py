@@ -9,6 +9,8 @@ Sources (``LIBRARY:NAME``, weights from a local file or folder; nothing is downl
   and text towers, so zero-shot and text search work.
 * ``hf:FOLDER``: a Hugging Face ``transformers`` folder (``config.json`` + weights): a CLIP model (image and text
   towers) or a vision encoder (ViT, DINOv2, ...), with its ``preprocessor_config.json``.
+* ``sentence-transformers:FOLDER``: a sentence-transformers model folder (``modules.json``: a transformer, its
+  pooling, optionally ``Normalize``): a text encoder whose embeddings equal the library's ``encode``.
 
 The encoder file records the preprocessing that comes with the model (input size, mean, std, interpolation).
 Weights that do not fit are refused with the names of the missing and unexpected keys.
@@ -26,7 +28,8 @@ from torch import nn
 
 from contrastkit.backbones.encoder_file import save_encoder
 
-LIBRARIES = ("torchvision", "timm", "open_clip", "hf")
+LIBRARIES = ("torchvision", "timm", "open_clip", "hf", "sentence-transformers")
+FOLDER_LIBRARIES = ("hf", "sentence-transformers")  # the folder brings its weights (no --weights)
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SHOWN_KEYS = 8  # keys named in a mismatch error
@@ -192,6 +195,148 @@ def _hf_preprocessing(folder: Path, config: dict[str, Any]) -> dict[str, Any]:
     return {"input_size": size, "mean": mean, "std": std, "interpolation": interpolation}
 
 
+ST_MODULES = ("Transformer", "Pooling", "Normalize")  # the sentence-transformers modules read, in their order
+ST_POOLING_KEYS = {  # 1_Pooling/config.json's flags -> sentence-transformers' pooling modes, in its order
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+    "pooling_mode_lasttoken": "lasttoken",
+}
+# the tokenizer files stored in the encoder file: tokenizer.json holds the whole fast tokenizer; without it, the
+# vocabulary files it is converted from
+ST_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json")
+ST_VOCABULARY_FILES = ("vocab.txt", "vocab.json", "merges.txt")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ImportSourceError(f"{path}: not valid JSON ({e})") from None
+
+
+def _st_modules(folder: Path) -> dict[str, Path]:
+    """Module class name -> its folder, from ``modules.json``: a Transformer, then a Pooling, then optionally a
+    Normalize; any other module (Dense, CNN, word embeddings, ...) is refused by name."""
+    modules_file = folder / "modules.json"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"sentence-transformers folder {str(folder)!r} does not exist")
+    if not modules_file.is_file():
+        raise FileNotFoundError(
+            f"{folder}: no modules.json (expected a sentence-transformers model folder: modules.json, "
+            "sentence_bert_config.json, config.json, tokenizer files and weights)"
+        )
+    entries = _read_json(modules_file)
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "type" in e for e in entries):
+        raise ImportSourceError(f"{modules_file}: expected a list of modules with a 'type' each")
+    modules: dict[str, Path] = {}
+    for entry in sorted(entries, key=lambda e: int(e.get("idx", 0))):
+        kind = str(entry["type"])
+        library, _, class_name = kind.rpartition(".")
+        if not library.startswith("sentence_transformers") or class_name not in ST_MODULES or class_name in modules:
+            raise ImportSourceError(
+                f"{modules_file}: module {entry.get('name', '?')!r} ({kind}) is not supported: a sentence-transformers "
+                f"folder imports with one each of {', '.join(ST_MODULES)} (Normalize optional), in that order"
+            )
+        modules[class_name] = folder / str(entry.get("path", ""))
+    if list(modules)[:2] != ["Transformer", "Pooling"]:
+        raise ImportSourceError(
+            f"{modules_file}: modules {', '.join(modules)}: a Transformer then a Pooling module are needed"
+        )
+    return modules
+
+
+def _st_pooling(pooling_folder: Path) -> tuple[list[str], int | None]:
+    """The pooling modes of a Pooling module's ``config.json`` (its ``pooling_mode_*`` flags or ``pooling_mode``)
+    and the token feature size it states."""
+    from contrastkit.backbones.sentence_transformer_encoder import POOLING_MODES
+
+    config_file = pooling_folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{pooling_folder}: no config.json (the Pooling module's settings)")
+    config = _read_json(config_file)
+    if "pooling_mode" in config:
+        mode = config["pooling_mode"]
+        modes = [mode] if isinstance(mode, str) else list(mode)
+    else:
+        modes = [m for key, m in ST_POOLING_KEYS.items() if config.get(key)] or ["mean"]
+    unknown = [m for m in modes if m not in POOLING_MODES]
+    if unknown:
+        raise ImportSourceError(f"{config_file}: pooling mode {unknown[0]!r} is not one of {', '.join(POOLING_MODES)}")
+    return modes, config.get("word_embedding_dimension", config.get("embedding_dimension"))
+
+
+def _st_tokenizer_files(folder: Path) -> dict[str, str]:
+    names = ST_TOKENIZER_FILES if (folder / "tokenizer.json").is_file() else ST_TOKENIZER_FILES + ST_VOCABULARY_FILES
+    files = {n: (folder / n).read_text(encoding="utf-8") for n in names if (folder / n).is_file()}
+    if not set(files) & {"tokenizer.json", *ST_VOCABULARY_FILES}:
+        raise FileNotFoundError(f"{folder}: no tokenizer files (tokenizer.json, or {', '.join(ST_VOCABULARY_FILES)})")
+    return files
+
+
+def _st_max_length(folder: Path, sbert: dict[str, Any], tokenizer_files: dict[str, str], config: dict) -> int:
+    """Tokens per text: ``max_seq_length``, else as sentence-transformers: the tokenizer's limit, at most the
+    position embeddings'."""
+    if sbert.get("max_seq_length") is not None:
+        return int(sbert["max_seq_length"])
+    tokenizer_config = json.loads(tokenizer_files.get("tokenizer_config.json", "{}"))
+    limits = [tokenizer_config.get("model_max_length"), config.get("max_position_embeddings")]
+    known = [int(n) for n in limits if isinstance(n, (int, float)) and 0 < n < 1e9]  # (1e30: "no limit")
+    if not known:
+        raise ImportSourceError(f"{folder}: no max_seq_length in sentence_bert_config.json and no length limit")
+    return min(known)
+
+
+def _st_weights(folder: Path) -> tuple[Path, dict[str, torch.Tensor]]:
+    """The transformer's weights file and state dict: ``model.safetensors``, else ``pytorch_model.bin`` (read
+    weights-only)."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return folder / name, read_state_dict(folder / name)
+    sharded = [n for n in ("model.safetensors.index.json", "pytorch_model.bin.index.json") if (folder / n).is_file()]
+    what = f"sharded weights ({sharded[0]}) are not supported" if sharded else "no weights"
+    raise FileNotFoundError(f"{folder}: {what}: model.safetensors or pytorch_model.bin expected")
+
+
+def _sentence_transformers(folder: str) -> tuple[nn.Module, dict[str, Any]]:
+    from contrastkit.backbones.sentence_transformer_encoder import SentenceTransformerEncoder
+
+    modules = _st_modules(Path(folder))
+    transformer = modules["Transformer"]  # its folder: config.json, sentence_bert_config.json, tokenizer, weights
+    if not (transformer / "config.json").is_file():
+        raise FileNotFoundError(f"{transformer}: no config.json (the transformer's architecture)")
+    config = _read_json(transformer / "config.json")
+    if config.get("is_encoder_decoder"):
+        raise ImportSourceError(f"{transformer / 'config.json'}: encoder-decoder models are not supported")
+    prompts = Path(folder) / "config_sentence_transformers.json"
+    if prompts.is_file() and _read_json(prompts).get("default_prompt_name"):
+        raise ImportSourceError(f"{prompts}: a default prompt is set; models that prepend prompts are not supported")
+    sbert_file = transformer / "sentence_bert_config.json"
+    sbert = _read_json(sbert_file) if sbert_file.is_file() else {}
+    tokenizer_files = _st_tokenizer_files(transformer)
+    pooling, pooled_dim = _st_pooling(modules["Pooling"])
+    weights, state = _st_weights(transformer)
+    model = SentenceTransformerEncoder(
+        config,
+        tokenizer_files,
+        pooling=pooling,
+        normalize="Normalize" in modules,
+        do_lower_case=bool(sbert.get("do_lower_case", False)),
+        max_length=_st_max_length(transformer, sbert, tokenizer_files, config),
+        pooler=any(k.startswith("pooler.") for k in state),
+    )
+    hidden = int(model.model.config.hidden_size)
+    if pooled_dim is not None and int(pooled_dim) != hidden:
+        raise ImportSourceError(
+            f"{modules['Pooling']}: pools {pooled_dim}-d token features, the model's are {hidden}-d"
+        )
+    computed = {name for name, _ in model.model.named_buffers()} - set(model.model.state_dict())
+    load_strict(model.model, {k: v for k, v in state.items() if k not in computed}, str(weights))  # (position_ids)
+    return model, {"kind": "text", "text_encoder": model.text_config}
+
+
 def import_encoder(source: str, out: str | os.PathLike, weights: str | None = None) -> Path:
     """Write the model ``source`` names (``LIBRARY:NAME``; see the module docstring) as a contrastkit encoder file.
 
@@ -202,10 +347,15 @@ def import_encoder(source: str, out: str | os.PathLike, weights: str | None = No
     library, _, name = source.partition(":")
     if library not in LIBRARIES or not name:
         raise ValueError(f"source must be LIBRARY:NAME with LIBRARY one of {', '.join(LIBRARIES)}, got {source!r}")
-    if library != "hf" and weights is None:
+    if library in FOLDER_LIBRARIES:
+        if weights is not None:
+            raise ValueError(f"{library}:FOLDER takes its weights from the folder: leave out --weights")
+        model, info = {"hf": _hf, "sentence-transformers": _sentence_transformers}[library](name)
+    elif weights is None:
         raise ValueError(f"{library} models need --weights FILE (a local state dict; nothing is downloaded)")
-    builders = {"torchvision": _torchvision, "timm": _timm, "open_clip": _open_clip}
-    model, info = _hf(name) if library == "hf" else builders[library](name, weights)
+    else:
+        builders = {"torchvision": _torchvision, "timm": _timm, "open_clip": _open_clip}
+        model, info = builders[library](name, weights)
     origin = {"library": library, "name": name, "weights": None if weights is None else str(weights)}
     info = {**info, "method": f"imported ({source})", "source": origin}
     return save_encoder(model.eval(), out, info)

@@ -146,42 +146,15 @@ def _zeroshot(args: argparse.Namespace) -> int:
 
 
 def _finetune(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from contrastkit.cli.finetune import run_finetune
 
-    from contrastkit.finetuning import FinetuneConfig, finetune
-
-    config = FinetuneConfig(
-        labels_per_class=args.labels_per_class,
-        label_fraction=args.label_fraction,
-        seed=args.seed,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        backbone_lr_ratio=args.backbone_lr_ratio,
-        freeze=args.freeze,
-        scratch=not args.no_scratch,
-    )
-    config.check()  # a bad setting is refused before the encoder or any data is read
-    run_dir = Path(args.out_dir) / args.name
-    result = finetune(args.encoder, args.data, config, run_dir=run_dir, overwrite=args.overwrite)
-    print(result.table())
-    print(f"\nrun folder: {run_dir}")
-    print(f"  classifier:  {result.classifier_path}  (contrastkit predict {result.classifier_path} IMAGES...)")
-    print(f"  labels used: {run_dir / 'labelled_indices.json'}")
-    print(f"  report:      {run_dir / 'report.html'}  (accuracy table, confusion matrix)")
-    return 0
+    return run_finetune(args)
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from contrastkit.finetuning.predict import predict_paths
+    from contrastkit.cli.finetune import run_predict
 
-    summary = predict_paths(args.classifier, args.paths, args.out, args.batch_size)
-    print(f"wrote {summary.predicted} predictions to {summary.out}")
-    if summary.skipped:
-        print(f"skipped {len(summary.skipped)} unreadable files:", file=sys.stderr)
-        for item in summary.skipped:
-            print(f"  {item.path}: {item.reason}", file=sys.stderr)
-    return 0
+    return run_predict(args)
 
 
 def _import_encoder(args: argparse.Namespace) -> int:
@@ -253,36 +226,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=10000, help="images scored")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_zeroshot)
-    p = sub.add_parser("import-encoder", help="a pretrained torchvision / timm / open_clip / Hugging Face model")
+    p = sub.add_parser(
+        "import-encoder", help="a pretrained torchvision, timm, open_clip, Hugging Face or sentence-transformers model"
+    )
     p.add_argument(
         "source",
         metavar="SOURCE",
-        help="torchvision:ARCH, timm:MODEL, open_clip:MODEL (with --weights) or hf:FOLDER (a transformers folder)",
+        help="torchvision:ARCH, timm:MODEL, open_clip:MODEL (with --weights), hf:FOLDER (a transformers folder) or "
+        "sentence-transformers:FOLDER (a sentence-transformers model folder: a text encoder)",
     )
-    p.add_argument("--weights", default=None, help="local weights file (.pth read weights-only, or .safetensors)")
+    p.add_argument(
+        "--weights", default=None, help="local weights file (.pth read weights-only, or .safetensors); not for folders"
+    )
     p.add_argument("--out", required=True, help="output encoder file, e.g. encoder.safetensors")
     p.set_defaults(func=_import_encoder)
-    p = sub.add_parser("finetune", help="fine-tune an encoder on a few labels: vs its linear probe and vs scratch")
+    p = sub.add_parser(
+        "finetune", help="fine-tune an encoder on a few labels (images or texts): vs its linear probe and a baseline"
+    )
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors (train, export or import-encoder)")
-    p.add_argument("--data", required=True, help="a labelled built-in data set or a folder of class sub-folders")
-    size = p.add_mutually_exclusive_group(required=True)
-    size.add_argument("--labels-per-class", type=int, help="labelled images drawn per class")
-    size.add_argument("--label-fraction", type=float, help="fraction of each class drawn, e.g. 0.01")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="images: a labelled built-in data set or a folder of class sub-folders; texts: a .jsonl / .csv / .tsv "
+        "file of text and label fields",
+    )
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--labels-per-class", type=int, help="labels drawn per class (texts: default all rows)")
+    size.add_argument("--label-fraction", type=float, help="images: fraction of each class drawn, e.g. 0.01")
+    p.add_argument("--test", default=None, help="texts: a file of test texts (default: a fifth of each class)")
+    p.add_argument("--text-field", default="text", help="texts: the field holding the text (default text)")
+    p.add_argument("--label-field", default="label", help="texts: the field holding the label (default label)")
+    p.add_argument("--objective", default=None, choices=("supcon", "triplets"), help="texts: stage 1's loss")
     p.add_argument("--freeze", action="store_true", help="linear probe only: keep the encoder frozen")
-    p.add_argument("--no-scratch", action="store_true", help="leave out the from-scratch baseline")
-    p.add_argument("--epochs", type=int, default=100, help="passes over the labelled images (default 100)")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3, help="head learning rate (AdamW; default 1e-3)")
-    p.add_argument("--backbone-lr-ratio", type=float, default=0.1, help="encoder lr as a fraction of --lr")
-    p.add_argument("--seed", type=int, default=0, help="label draw, head, views, scratch initialisation")
+    p.add_argument("--no-scratch", action="store_true", help="leave out the baseline (from scratch / TF-IDF)")
+    p.add_argument("--epochs", type=int, default=None, help="passes over the labels (images 100, texts 10)")
+    p.add_argument("--batch-size", type=int, default=None, help="images 64, texts 32")
+    p.add_argument("--lr", type=float, default=None, help="images: head lr (1e-3); texts: encoder lr (5e-5)")
+    p.add_argument("--backbone-lr-ratio", type=float, default=0.1, help="images: encoder lr as a fraction of --lr")
+    p.add_argument("--seed", type=int, default=0, help="label draw, split, head, views, initialisation")
+    p.add_argument("--out", default=None, help="the run folder (default OUT_DIR/NAME)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the run (default runs)")
     p.add_argument("--name", default="finetune", help="run folder name (default finetune)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder of that name")
     p.set_defaults(func=_finetune)
-    p = sub.add_parser("predict", help="classify image files and folders with a classifier from contrastkit finetune")
-    p.add_argument("classifier", metavar="CLASSIFIER", help="a classifier.safetensors from contrastkit finetune")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="image files and folders (searched recursively)")
-    p.add_argument("--out", required=True, help="output CSV: path, class, probability, one p_<class> per class")
+    p = sub.add_parser("predict", help="classify images or texts with a classifier from contrastkit finetune")
+    p.add_argument("classifier", metavar="CLASSIFIER", help="a finetune run folder or its classifier.safetensors")
+    p.add_argument(
+        "paths", nargs="+", metavar="PATH", help="images: files and folders (recursive); texts: .txt / .jsonl / .csv"
+    )
+    p.add_argument("--out", required=True, help="output CSV: input, class, probability, one p_<class> per class")
+    p.add_argument("--text-field", default="text", help="texts: the field holding the text (default text)")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=_predict)
     return parser

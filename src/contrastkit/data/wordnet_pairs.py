@@ -26,6 +26,12 @@ PARTS_OF_SPEECH = ("noun", "verb", "adj", "adv")
 def read_synsets(path: str | os.PathLike) -> list[tuple[list[str], str]]:
     """``[(words, definition), ...]`` of one WordNet ``data.*`` file (licence header lines skipped; the gloss's
     quoted examples dropped from the definition)."""
+    return [(words, definition) for _, words, definition in read_synset_records(path)]
+
+
+def read_synset_records(path: str | os.PathLike) -> list[tuple[int, list[str], str]]:
+    """``[(lexicographer file number, words, definition), ...]`` of one WordNet ``data.*`` file: the number names
+    the synset's semantic category (``LEXICOGRAPHER_FILES``: 5 is noun.animal)."""
     synsets = []
     with open(path, encoding="utf-8", errors="replace") as f:
         for number, line in enumerate(f, 1):
@@ -34,13 +40,14 @@ def read_synsets(path: str | os.PathLike) -> list[tuple[list[str], str]]:
             fields, _, gloss = line.partition(" | ")
             parts = fields.split()
             try:
+                lexfile = int(parts[1])
                 count = int(parts[3], 16)  # the number of words, in hex
                 words = [parts[4 + 2 * i] for i in range(count)]
             except (IndexError, ValueError):
                 raise ValueError(f"{path}, line {number}: not a WordNet data line") from None
             definition = gloss.split('"')[0].strip().rstrip(";").strip()
             words = [re.sub(r"\([a-z]+\)$", "", w).replace("_", " ") for w in words]  # 'able(a)' -> 'able'
-            synsets.append((list(dict.fromkeys(words)), definition))
+            synsets.append((lexfile, list(dict.fromkeys(words)), definition))
     return synsets
 
 

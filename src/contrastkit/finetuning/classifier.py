@@ -8,6 +8,7 @@ size, channels, mean, std).
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from contrastkit.backbones.encoder import ImageEncoder, ImageTextEncoder
+from contrastkit.backbones.encoder import ImageEncoder, ImageTextEncoder, TextEncoder, typed_encoder
 from contrastkit.backbones.encoder_file import (
     EncoderFileError,
     build_encoder,
@@ -26,6 +27,7 @@ from contrastkit.backbones.encoder_file import (
 
 FORMAT = "contrastkit-classifier"
 FORMAT_VERSION = 1
+IMAGE_KEYS = ("input_size", "in_chans", "mean", "std")  # an image classifier's preprocessing
 
 
 class ImageTower(nn.Module):
@@ -45,11 +47,50 @@ class ImageTower(nn.Module):
         return F.normalize(self.image_projection(self.image_encoder(images)), dim=-1)  # (B, E)
 
 
-class Classifier(nn.Module):
-    """Logits ``(B, C)`` = ``head(encoder(images))``: an encoder with a linear classification head.
+class TextTower(nn.Module):
+    """The text side of an encoder, as a classifier trains it: strings (or their pre-tokenised
+    :class:`~contrastkit.data.tokenized_texts.TokenizedTexts`) to L2-normalised embeddings ``(B, E)``.
 
     Args:
-        encoder: any module with ``feature_dim`` mapping images ``(B, C, H, W)`` to features ``(B, D)``.
+        text_model: a text tower (``tokenizer``, ``max_length``, ``feature_dim``; strings to features).
+        projection: an image-text encoder's text projection into the shared space (None: the tower's own space).
+    """
+
+    def __init__(self, text_model: nn.Module, projection: nn.Module | None = None) -> None:
+        super().__init__()
+        self.text_model = text_model
+        self.projection = projection if projection is not None else nn.Identity()
+        out = getattr(projection, "out_features", None)
+        self.feature_dim = int(out if out is not None else text_model.feature_dim)
+
+    def forward(self, texts: Sequence[str]) -> Tensor:
+        return F.normalize(self.projection(self.text_model(texts)), dim=-1)  # (B, E)
+
+
+def text_tower_of(encoder: TextEncoder) -> TextTower:
+    """The :class:`TextTower` a text classifier trains: a text encoder's model, or the text tower and projection of a
+    contrastkit image-text encoder (an imported open_clip or transformers model has no separable text tower here).
+
+    Raises:
+        ValueError: an encoder without a separable text tower.
+    """
+    model = encoder.model
+    if isinstance(encoder, ImageTextEncoder):
+        if not hasattr(model, "text_projection"):
+            raise ValueError(
+                f"{encoder.encoder_info.get('library', 'this')} image-text encoder has no separate text tower to "
+                "fine-tune: use a text encoder (contrastkit import-encoder sentence-transformers:FOLDER)"
+            )
+        return TextTower(model.text_encoder, model.text_projection if model.project_text else None)
+    return TextTower(model)
+
+
+class Classifier(nn.Module):
+    """Logits ``(B, C)`` = ``head(encoder(inputs))``: an encoder with a linear classification head.
+
+    Args:
+        encoder: any module with ``feature_dim`` mapping images ``(B, C, H, W)`` (or texts, a :class:`TextTower`)
+            to features ``(B, D)``.
         num_classes: classes of the head.
     """
 
@@ -60,8 +101,8 @@ class Classifier(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
-    def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.encoder(images))  # (B, C)
+    def forward(self, inputs: Tensor | Sequence[str]) -> Tensor:
+        return self.head(self.encoder(inputs))  # (B, C)
 
 
 def image_encoder_of(encoder: ImageEncoder) -> nn.Module:
@@ -78,10 +119,12 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, info: dict[
     """Write ``classifier`` to ``path`` (safetensors) with ``info`` as metadata, and the JSON beside it.
 
     Args:
-        info: ``encoder`` (the encoder file's metadata), ``classes`` (names in class-id order), ``input_size``,
-            ``in_chans``, ``mean``, ``std``; anything else (how it was trained) is kept as is.
+        info: ``encoder`` (the encoder file's metadata), ``classes`` (names in class-id order), and for images
+            ``input_size``, ``in_chans``, ``mean``, ``std``; ``"inputs": "text"`` marks a text classifier. Anything
+            else (how it was trained) is kept as is.
     """
-    for key in ("encoder", "classes", "input_size", "in_chans", "mean", "std"):
+    required = ("encoder", "classes") if info.get("inputs") == "text" else ("encoder", "classes", *IMAGE_KEYS)
+    for key in required:
         if key not in info:
             raise ValueError(f"info must contain {key!r}, got keys {sorted(info)}")
     if len(info["classes"]) != classifier.head.out_features:
@@ -91,6 +134,8 @@ def save_classifier(classifier: Classifier, path: str | os.PathLike, info: dict[
 
 def _build(meta: dict[str, Any], source: str) -> Classifier:
     info = meta["encoder"]
+    if meta.get("inputs") == "text":
+        return Classifier(text_tower_of(typed_encoder(build_encoder(info, source), info)), len(meta["classes"]))
     if info.get("kind") == "dual" and "library" not in info:  # the image tower only, without a text model
         image = build_image_backbone(info)
         encoder = ImageTower(image, nn.Linear(int(image.feature_dim), int(info["embed_dim"]), bias=False))

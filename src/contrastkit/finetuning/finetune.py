@@ -44,8 +44,10 @@ class FinetuneResult:
     run_dir: Path | None = None  # the run folder (None: nothing written)
     classifier_path: Path | None = None  # the exported classifier
 
-    def table(self) -> str:
-        """The result as the terminal table."""
+    unit = "images"  # what is classified (the report's wording)
+
+    def rows(self) -> list[tuple[str, float]]:
+        """(classifier, test accuracy) of every row that ran, in the table's order."""
         rows = [("linear probe (frozen encoder)", self.linear_probe)]
         if self.zero_shot is not None:
             rows.insert(0, ("zero-shot (class names only)", self.zero_shot))
@@ -53,15 +55,24 @@ class FinetuneResult:
             rows.append(("fine-tuned (LP-FT)", self.finetuned))
         if self.scratch is not None:
             rows.append(("from scratch, same labels and budget", self.scratch))
-        header = f"{'classifier':<40}{'test accuracy':>14}"
-        lines = [
+        return rows
+
+    def summary(self) -> str:
+        return (
             f"{self.labelled_images} labelled images ({len(self.classes)} classes), {self.test_images} test images; "
-            f"{self.source}",
-            header,
-            "-" * len(header),
-        ]
-        lines += [f"{name:<40}{acc:>14.4f}" for name, acc in rows]
-        return "\n".join(lines)
+            f"{self.source}"
+        )
+
+    def table(self) -> str:
+        """The result as the terminal table."""
+        return accuracy_table(self.summary(), self.rows())
+
+
+def accuracy_table(summary: str, rows: list[tuple[str, float]]) -> str:
+    """The terminal table of a fine-tuning run: its summary line, then one line per classifier."""
+    header = f"{'classifier':<44}{'test accuracy':>14}"
+    lines = [summary, header, "-" * len(header)]
+    return "\n".join([*lines, *(f"{name:<44}{acc:>14.4f}" for name, acc in rows)])
 
 
 @torch.no_grad()

@@ -9,7 +9,7 @@ from typing import Any
 from contrastkit.report.html_page import Section, render_page, table
 
 
-def confusion_html(confusion: list[list[int]], classes: list[str]) -> str:
+def confusion_html(confusion: list[list[int]], classes: list[str], unit: str = "images") -> str:
     """The confusion matrix as an HTML table: rows true classes, columns predicted, cells shaded by row share."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in classes)
     rows = []
@@ -24,32 +24,25 @@ def confusion_html(confusion: list[list[int]], classes: list[str]) -> str:
         rows.append(f'<tr><th>{html.escape(name)}</th>{"".join(cells)}<td class="num">{total}</td></tr>')
     return (
         '<table class="confusion"><thead><tr><th>true \\ predicted</th>'
-        f"{head}<th>images</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"{head}<th>{unit}</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 
 def write_finetune_report(result: Any, path: Path, trained: str) -> Path:
-    """Write ``report.html`` of a :class:`~contrastkit.finetuning.finetune.FinetuneResult`."""
-    rows = [["linear probe (frozen encoder)", result.linear_probe]]
-    if result.zero_shot is not None:
-        rows.insert(0, ["zero-shot (class names only)", result.zero_shot])
-    if result.finetuned is not None:
-        rows.append(["fine-tuned (LP-FT)", result.finetuned])
-    if result.scratch is not None:
-        rows.append(["from scratch, same labels and budget", result.scratch])
+    """Write ``report.html`` of a fine-tuning result (images or texts): its ``rows()`` as the accuracy table, with
+    its ``summary()``, the confusion matrix of the exported classifier and the time of each part."""
     accuracy = Section(
         "accuracy",
         "Test accuracy",
-        f"{result.labelled_images} labelled images, {result.test_images} test images ({result.source}). Every "
-        "row is trained on the same labelled images; from scratch has the fine-tuning's budget.",
-        body=table(["classifier", "test accuracy"], rows),
+        f"{result.summary()}. Every row is trained on the same labelled {result.unit}.",
+        body=table(["classifier", "test accuracy"], [list(row) for row in result.rows()]),
     )
     confusion = Section(
         "confusion",
         f"Confusion matrix of the exported classifier ({trained})",
         "Rows: true class; columns: predicted class. The diagonal (blue) is right; red cells are the mistakes, "
         "shaded by their share of the row.",
-        body=confusion_html(result.confusion, result.classes),
+        body=confusion_html(result.confusion, result.classes, result.unit),
     )
     timing = Section(
         "time",

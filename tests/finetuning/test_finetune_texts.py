@@ -1,0 +1,174 @@
+"""Few-shot text classification: `contrastkit finetune ENCODER --data texts.jsonl` (contrastive stage with our
+losses, then logistic regression), `contrastkit predict RUN texts`, the batches each objective trains on, and every
+bad input refused in one line with nothing written. Real data: WordNet definitions of four semantic categories
+(pinned in tests/data/wordnet_categories_small.jsonl, 20 per class)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from contrastkit.backbones import save_encoder
+from contrastkit.cli.main import main
+from contrastkit.finetuning.classifier import load_classifier
+from contrastkit.finetuning.finetune_texts import finetune_texts
+from contrastkit.finetuning.labelled_texts import read_labelled_texts
+from contrastkit.finetuning.text_finetune import predict_texts, supcon_batches, triplet_batches
+from contrastkit.finetuning.text_finetune_config import TextFinetuneConfig
+
+DATA = Path(__file__).parents[1] / "data" / "wordnet_categories_small.jsonl"
+QUICK = TextFinetuneConfig(epochs=3, batch_size=16, lr=5e-5)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, minilm):
+    folder = tmp_path_factory.mktemp("texts")
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    train, test = [], []
+    for label in sorted({r["label"] for r in rows}):
+        of_class = [r for r in rows if r["label"] == label]
+        train += of_class[:8]
+        test += of_class[8:]
+    for name, part in (("train.jsonl", train), ("test.jsonl", test)):
+        (folder / name).write_text("".join(json.dumps(r) + "\n" for r in part), encoding="utf-8")
+    encoder = save_encoder(minilm, folder / "minilm.safetensors", {"kind": "text", "text_encoder": minilm.text_config})
+    return folder, encoder
+
+
+def test_finetune_trains_contrastively_then_a_head_and_scores_three_rows(files, tmp_path):
+    folder, encoder = files
+    result = finetune_texts(encoder, folder / "train.jsonl", QUICK, test=folder / "test.jsonl", run_dir=tmp_path / "r")
+    assert result.labelled_texts == 32 and result.test_texts == 48 and len(result.classes) == 4
+    assert result.losses[-1] < result.losses[0]  # stage 1 learns
+    assert result.linear_probe > 0.6 and result.finetuned > 0.6  # four categories: chance is 0.25
+    # TF-IDF + logistic regression, written out here with scikit-learn
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    train = read_labelled_texts(folder / "train.jsonl")
+    test = read_labelled_texts(folder / "test.jsonl")
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    model = LogisticRegression(C=10.0, max_iter=2000, random_state=0)
+    model.fit(vectorizer.fit_transform(train.texts), train.labels)
+    expected = float(np.mean(model.predict(vectorizer.transform(test.texts)) == np.array(test.labels)))
+    assert result.tfidf == pytest.approx(expected)
+    # the confusion matrix is the exported classifier's, on the test texts
+    confusion = np.array(result.confusion)
+    assert confusion.sum() == 48 and np.trace(confusion) / 48 == pytest.approx(result.finetuned)
+    # the classifier file reloads and predicts what the run scored
+    classifier = load_classifier(result.classifier_path)
+    assert classifier.info["inputs"] == "text" and classifier.info["classes"] == result.classes
+    predicted = predict_texts(classifier, test.texts).argmax(1)
+    truth = torch.tensor([result.classes.index(y) for y in test.labels])
+    assert float((predicted == truth).float().mean()) == pytest.approx(result.finetuned)
+    written = json.loads((tmp_path / "r" / "finetune.json").read_text(encoding="utf-8"))
+    assert written["finetuned"] == result.finetuned and len(written["losses"]) == len(result.losses)
+    assert "Confusion matrix" in (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert not list(tmp_path.glob(".r.partial"))
+
+
+def test_the_objectives_batches_hold_what_their_loss_needs():
+    labels = np.repeat(np.arange(5), [2, 3, 8, 4, 7])
+    rng = np.random.default_rng(0)
+    batches = list(supcon_batches(labels, 8, rng))
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(len(labels)))  # every row once per epoch
+    for batch in batches:  # every row has another of its class in its batch (a positive for SupCon)
+        for row in batch:
+            assert (labels[batch] == labels[row]).sum() >= 2
+    anchors = []
+    for a, p, n in triplet_batches(labels, 4, rng):
+        assert len(set(labels[a].tolist())) == len(a)  # distinct classes: no in-batch false negative
+        assert (labels[p] == labels[a]).all() and (p != a).all() and (labels[n] != labels[a]).all()
+        anchors += a.tolist()
+    assert sorted(anchors) == list(range(len(labels)))  # every row an anchor once
+
+
+def test_the_command_line_trains_predicts_and_scores_a_labelled_file(files, tmp_path, capsys):
+    folder, encoder = files
+    run = tmp_path / "run"
+    args = ["finetune", str(encoder), "--data", str(folder / "train.jsonl"), "--test", str(folder / "test.jsonl"),
+            "--out", str(run), "--epochs", "1", "--objective", "triplets", "--batch-size", "4"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "TF-IDF" in printed and "fine-tuned (contrastive" in printed and "32 labelled texts" in printed
+    assert main(["predict", str(run), str(folder / "test.jsonl"), "--out", str(tmp_path / "p.csv")]) == 0
+    printed = capsys.readouterr().out
+    with open(tmp_path / "p.csv", encoding="utf-8", newline="") as f:
+        table = list(csv.DictReader(f))
+    assert len(table) == 48 and table[0]["text"] == read_labelled_texts(folder / "test.jsonl").texts[0]
+    classes = json.loads((run / "classifier.json").read_text(encoding="utf-8"))["classes"]
+    for row in table:
+        probabilities = [float(row[f"p_{c}"]) for c in classes]
+        assert sum(probabilities) == pytest.approx(1, abs=1e-4) and row["class"] == classes[np.argmax(probabilities)]
+    labels = read_labelled_texts(folder / "test.jsonl").labels
+    right = np.mean([r["class"] == y for r, y in zip(table, labels, strict=True)])
+    assert f"accuracy against the file's labels: {right:.4f}" in printed
+    (tmp_path / "plain.txt").write_text("a small domesticated feline\nbread baked with raisins\n", encoding="utf-8")
+    assert main(["predict", str(run / "classifier.safetensors"), str(tmp_path / "plain.txt"),
+                 "--out", str(tmp_path / "q.csv")]) == 0  # fmt: skip
+    assert len((tmp_path / "q.csv").read_text(encoding="utf-8").splitlines()) == 3
+    assert main(args) == 2 and "already exists" in capsys.readouterr().err  # the run is never replaced by accident
+
+
+def _bad(tmp_path, name, content: bytes | str) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.jsonl", "", "is empty"),
+        ("one.jsonl", '{"text": "a cat", "label": "a"}\n{"text": "a dog", "label": "a"}\n'
+                      '{"text": "a car", "label": "b"}\n', "class 'b' has 1 example"),
+        ("field.jsonl", '{"text": "a cat", "label": "a"}\n{"sentence": "a dog", "label": "a"}\n',
+         "line 2 has no field 'text'"),
+        ("latin1.csv", b"text,label\ncaf\xe9 au lait,drink\n", "line 2, column 4 is not UTF-8"),
+        ("rows.tsv", "text\tlabel\n\tx\n", "line 2: the text ('text') is empty"),
+    ],
+)  # fmt: skip
+def test_bad_input_is_one_line_and_writes_nothing(files, tmp_path, capsys, name, content, message):
+    _, encoder = files
+    data = _bad(tmp_path, name, content)
+    run = tmp_path / "run"
+    assert main(["finetune", str(encoder), "--data", str(data), "--out", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0] and str(data) in err[0], err
+    assert not run.exists() and not list(tmp_path.glob(".*partial"))
+
+
+def test_labels_never_seen_in_training_are_refused_by_finetune_and_predict(files, tmp_path, capsys):
+    folder, encoder = files
+    unseen = _bad(tmp_path, "test.jsonl", '{"text": "a lovely tune", "label": "noun.music"}\n')
+    run = tmp_path / "run"
+    args = ["finetune", str(encoder), "--data", str(folder / "train.jsonl"), "--test", str(unseen), "--out", str(run)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "label 'noun.music', never seen in training" in err and not run.exists()
+    trained = tmp_path / "trained"
+    assert main([*args[:4], "--out", str(trained), "--epochs", "1", "--no-scratch"]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(trained), str(unseen), "--out", str(tmp_path / "p.csv")]) == 2
+    assert "never seen in training" in capsys.readouterr().err and not (tmp_path / "p.csv").exists()
+
+
+def test_other_field_names_and_csv(files, tmp_path, capsys):
+    folder, encoder = files
+    rows = [json.loads(line) for line in (folder / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    with open(tmp_path / "train.csv", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["definition", "category"])
+        writer.writerows([r["text"], r["label"]] for r in rows)
+    args = ["finetune", str(encoder), "--data", str(tmp_path / "train.csv"), "--text-field", "definition",
+            "--label-field", "category", "--freeze", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0  # a fifth of each class held out for testing
+    printed = capsys.readouterr().out
+    assert "24 labelled texts" in printed and "8 texts held out for testing" in printed
+    assert "fine-tuned" not in printed  # --freeze: the probe only
