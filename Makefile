@@ -132,7 +132,7 @@ MIN_VENV := build/venv-min-torch
 check-min-torch: package
 	rm -rf $(MIN_VENV)
 	$(PYTHON) -m venv $(MIN_VENV)
-	$(MIN_VENV)/bin/pip install --quiet 'torch==2.13.0' numpy safetensors pillow pytest
+	$(MIN_VENV)/bin/pip install --quiet 'torch==2.13.0' numpy safetensors pillow pytest hypothesis
 	$(MIN_VENV)/bin/pip install --quiet --no-deps "$$(ls dist/contrastkit-*.whl)"
 	$(MIN_VENV)/bin/python -c "import torch; assert torch.__version__.startswith('2.13.'), torch.__version__"
 	$(MIN_VENV)/bin/python -m pytest -q -p no:cacheprovider tests/losses/test_barlow_twins.py \

@@ -7,7 +7,6 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,8 +15,9 @@ from urllib.parse import urldefrag, urljoin
 
 import pytest
 
+from tests.browser import headless_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
-INSTALL = "install Debian's chromium and chromium-driver (`make test` does it as root)"
 
 
 @pytest.fixture(scope="module")
@@ -35,20 +35,7 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
-    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
-        print(f"chromium or chromedriver not found: {INSTALL}")
-        pytest.skip(f"the browser test needs chromium and chromedriver: {INSTALL}")
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium")
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(60)
-    driver.set_window_size(1400, 1000)  # wide enough for the navigation tabs
-    yield driver
-    driver.quit()
+    yield from headless_chromium()
 
 
 @pytest.fixture(scope="module")

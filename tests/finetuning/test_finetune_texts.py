@@ -93,7 +93,7 @@ def test_the_command_line_trains_predicts_and_scores_a_labelled_file(files, tmp_
     folder, encoder = files
     run = tmp_path / "run"
     args = ["finetune", str(encoder), "--data", str(folder / "train.jsonl"), "--test", str(folder / "test.jsonl"),
-            "--out", str(run), "--epochs", "1", "--objective", "triplets", "--batch-size", "4"]  # fmt: skip
+            "--out", str(run), "--epochs", "1", "--objective", "supcon", "--batch-size", "4"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "TF-IDF" in printed and "fine-tuned (contrastive" in printed and "32 labelled texts" in printed

@@ -3,33 +3,19 @@ results, upload an image and see its neighbours with thumbnails, click a result 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import threading
 import time
 
 import pytest
 
+from tests.browser import headless_chromium
 from tests.index.test_search_service import TEXTS, image_index, text_index  # noqa: F401  (fixtures)
-
-INSTALL = "install Debian's chromium and chromium-driver (`make test` does it as root)"
 
 
 @pytest.fixture(scope="module")
 def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium (the test extra)")
-    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
-        print(f"chromium or chromedriver not found: {INSTALL}")
-        pytest.skip(f"the browser test needs chromium and chromedriver: {INSTALL}")
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(flag)
-    options.binary_location = shutil.which("chromium")
-    service = webdriver.ChromeService(executable_path=shutil.which("chromedriver"))
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    yield from headless_chromium()
 
 
 def serving(index):

@@ -256,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test", default=None, help="texts: a file of test texts (default: a fifth of each class)")
     p.add_argument("--text-field", default="text", help="texts: the field holding the text (default text)")
     p.add_argument("--label-field", default="label", help="texts: the field holding the label (default label)")
-    p.add_argument("--objective", default=None, choices=("supcon", "triplets"), help="texts: stage 1's loss")
+    p.add_argument(
+        "--objective", default=None, choices=("supcon", "triplets"), help="texts: stage 1's loss (default triplets)"
+    )
     p.add_argument("--freeze", action="store_true", help="linear probe only: keep the encoder frozen")
     p.add_argument("--no-scratch", action="store_true", help="leave out the baseline (from scratch / TF-IDF)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the labels (images 100, texts 10)")

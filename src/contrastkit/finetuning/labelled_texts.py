@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from contrastkit.data.image_text_pairs import jsonl_records
 
 TEXT_SUFFIXES = (".jsonl", ".csv", ".tsv")  # labelled files; `contrastkit predict` also reads plain .txt lines
 
@@ -73,18 +74,7 @@ def decode_utf8(path: str | os.PathLike) -> str:
 def _rows(path: Path, text: str) -> list[tuple[int, dict]]:
     """(line number, row) of a JSON-lines file, or of a CSV / TSV file with a header row."""
     if path.suffix == ".jsonl":
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: line {number} is not JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}: line {number} is not a JSON object with fields, got {type(row).__name__}")
-            rows.append((number, row))
-        return rows
+        return list(jsonl_records(str(path), text))
     reader = csv.DictReader(io.StringIO(text), delimiter="\t" if path.suffix == ".tsv" else ",")
     return [(number, row) for number, row in enumerate(reader, start=2) if any((v or "").strip() for v in row.values())]
 
