@@ -77,6 +77,7 @@ def test_site_builds_with_strict(site):
 
 def test_every_page_is_reachable_from_the_navigation(browser, url):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     pages = nav_pages(browser, url)
     expected = {f"{url}guides/{p.stem}.html" for p in (ROOT / "docs" / "guides").glob("*.md")}
@@ -84,6 +85,7 @@ def test_every_page_is_reachable_from_the_navigation(browser, url):
     assert expected - set(pages) == set(), "pages missing from the navigation"
     for page in pages:
         browser.get(page)
+        WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.TAG_NAME, "h1"))  # a slow load is not a miss
         headings = [h.text for h in browser.find_elements(By.TAG_NAME, "h1")]
         assert headings and headings[0].strip(), f"{page}: no h1"
         assert not any("404" in h or "Not found" in h for h in headings), f"{page}: {headings}"

@@ -166,7 +166,7 @@ def finetune(
         ValueError: inconsistent settings (before any data is read), a text encoder, unlabelled data, a class with
             too few images, or an existing run folder.
     """
-    import contrastkit
+    from contrastkit.backbones.encoder_file import load_encoder
 
     config = replace(config or FinetuneConfig())
     if labels_per_class is not None or label_fraction is not None:
@@ -176,7 +176,7 @@ def finetune(
         run_dir = Path(run_dir)
         _prepare_run_dir(run_dir, overwrite)
     if not isinstance(encoder, nn.Module):
-        encoder = contrastkit.load_encoder(encoder)
+        encoder = load_encoder(encoder)
     elif not isinstance(encoder, Encoder):  # a module with an encoder file's metadata
         encoder = typed_encoder(encoder, encoder.encoder_info)
     info = dict(encoder.encoder_info)

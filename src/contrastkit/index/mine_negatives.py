@@ -102,12 +102,12 @@ def mine_negatives(
         raise ValueError(f"--relative-margin must be > 0, got {relative_margin}")
     import faiss
 
-    import contrastkit
     from contrastkit.backbones.encoder import TextEncoder
+    from contrastkit.backbones.encoder_file import load_encoder
     from contrastkit.data.text_pairs import TextPairsDataset
 
     if not isinstance(encoder, torch.nn.Module):
-        encoder = contrastkit.load_encoder(encoder)
+        encoder = load_encoder(encoder)
     if not isinstance(encoder, TextEncoder):
         raise ValueError(f"{getattr(encoder, 'encoder_path', encoder)}: mining needs an encoder that embeds text")
     data = TextPairsDataset(pairs)

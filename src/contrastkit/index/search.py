@@ -99,14 +99,14 @@ def load_index(index_path: str | os.PathLike) -> EmbeddingIndex:
 
 def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tuple[EmbeddingIndex, Any]:
     """The index and the encoder that embeds its queries (``encoder``, else the one recorded with the index)."""
-    import contrastkit
+    from contrastkit.backbones.encoder_file import load_encoder
 
     index = load_index(index_path)
     source = json.loads(Path(str(index_path) + ".source.json").read_text(encoding="utf-8"))
     encoder_path = encoder or source.get("encoder_path")
     if not encoder_path:
         raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
-    return index, contrastkit.load_encoder(encoder_path)
+    return index, load_encoder(encoder_path)
 
 
 def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder: str | None = None) -> list[tuple]:

@@ -43,7 +43,7 @@ class SearchService:
     def __init__(self, index_path: str | os.PathLike, encoder: str | None = None, image_root: str | None = None):
         import json
 
-        import contrastkit
+        from contrastkit.backbones.encoder_file import load_encoder
 
         self.index_path = Path(index_path)
         self.index = load_index(index_path)
@@ -51,7 +51,7 @@ class SearchService:
         encoder = encoder or (
             json.loads(source.read_text(encoding="utf-8")).get("encoder_path") if source.is_file() else None
         )
-        self.encoder = contrastkit.load_encoder(encoder) if encoder else None  # None: neighbours of rows only
+        self.encoder = load_encoder(encoder) if encoder else None  # None: neighbours of rows only
         self.ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
         if len(self.ids) != len(self.index):
             raise ValueError(f"{index_path}: {len(self.ids)} ids for {len(self.index)} vectors")

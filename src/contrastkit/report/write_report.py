@@ -291,14 +291,14 @@ def write_report(
         FileNotFoundError: ``run_dir``, its ``config.json`` or its ``encoder.safetensors`` is missing (the message
             says what writes it). Missing logs are not an error: those sections say what is missing.
     """
-    import contrastkit
+    from contrastkit.backbones.encoder_file import load_encoder
 
     run_dir = Path(run_dir).expanduser()
     check_run_dir(run_dir)
     if max_points < 2:
         raise ValueError(f"max_points must be at least 2, got {max_points}")
     saved, config = read_config(run_dir)
-    encoder = contrastkit.load_encoder(run_dir / "encoder.safetensors")
+    encoder = load_encoder(run_dir / "encoder.safetensors")
     logs = read_run_logs(run_dir)
     data, data_error, pairs = None, None, None
     if config.views is None:
