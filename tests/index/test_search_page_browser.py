@@ -39,14 +39,17 @@ def serving(index):
 
 def results(driver, count: int | None = None, timeout: float = 30) -> list[str]:
     """The ids shown in the grid, once it holds ``count`` results (or any)."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     def shown(d):
-        cards = d.find_elements(By.CSS_SELECTOR, "#results .result a")
-        return cards if cards and (count is None or len(cards) == count) else False
+        # the texts are read inside the wait: the page replaces the grid when a new query answers, and a card read
+        # after that is stale (retried here, not a failure)
+        texts = [a.text for a in d.find_elements(By.CSS_SELECTOR, "#results .result a")]
+        return texts if texts and (count is None or len(texts) == count) else False
 
-    return [a.text for a in WebDriverWait(driver, timeout).until(shown)]
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,)).until(shown)
 
 
 def test_typing_a_query_shows_ranked_results(browser, text_index):  # noqa: F811
