@@ -185,3 +185,17 @@ def test_an_image_text_encoder_starts_from_its_zero_shot_classifier(minilm, tmp_
     assert not any(k.startswith("text") for k in classifier.state_dict())
     probs = predict_images(classifier, test.images, classifier.info)
     assert float((probs.argmax(1) == test.targets).float().mean()) == pytest.approx(result.finetuned, abs=1e-6)
+
+
+def test_input_size_feeds_the_encoder_at_another_size_and_the_classifier_keeps_it(encoder_path, tmp_path):
+    """A network pretrained at one size runs at another (the Lite0 rows: 224 px weights at 64 px): the probe, the
+    fine-tuning and the exported classifier all use the size asked for, and predict reads it from the file."""
+    config = FinetuneConfig(labels_per_class=3, epochs=1, batch_size=16, input_size=12, scratch=False)
+    result = finetune(encoder_path, "digits", config, run_dir=tmp_path / "ft12", accelerator="cpu")
+    model = load_classifier(tmp_path / "ft12" / "classifier.safetensors")
+    assert model.info["input_size"] == 12 and contrastkit.load_encoder(encoder_path).encoder_info["input_size"] == 8
+    test = load_dataset("digits", split="test")
+    predicted = predict_images(model, test.images, model.info).argmax(dim=1)
+    assert float((predicted == test.targets).float().mean()) == pytest.approx(result.finetuned)
+    with pytest.raises(ValueError, match=r"input_size must be in \[8, 1024\]"):
+        finetune(encoder_path, "no-such-data", FinetuneConfig(labels_per_class=3, input_size=4))

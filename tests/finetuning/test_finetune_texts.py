@@ -172,3 +172,12 @@ def test_other_field_names_and_csv(files, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "24 labelled texts" in printed and "8 texts held out for testing" in printed
     assert "fine-tuned" not in printed  # --freeze: the probe only
+
+
+def test_image_only_flags_are_refused_for_texts(files, tmp_path, capsys):
+    folder, encoder = files
+    base = ["finetune", str(encoder), "--data", str(folder / "train.jsonl"), "--out", str(tmp_path / "run")]
+    for flag, value in (("--input-size", "64"), ("--label-fraction", "0.5")):
+        assert main([*base, flag, value]) == 2
+        assert f"{flag} is for images" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

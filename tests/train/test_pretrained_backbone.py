@@ -44,3 +44,34 @@ def test_a_bad_pretrained_file_is_refused_before_training(tmp_path, start):
     config = tiny_config(tmp_path, f"backbone.pretrained={path}")
     with pytest.raises(ConfigError, match=r"takes 1-channel images and the views have 3; set views\.channels=1"):
         build_method(config, in_chans=3)
+
+
+def test_backbone_lr_ratio_slows_the_backbone_only(tmp_path, start):
+    from contrastkit.train.config import OptimConfig
+    from contrastkit.train.optim import build_optimizer
+
+    path, _ = start
+    method = build_method(tiny_config(tmp_path, f"backbone.pretrained={path}"), in_chans=1)
+    config = OptimConfig(name="adamw", lr=0.02, backbone_lr_ratio=0.1)
+    optimizer = build_optimizer(method, config, global_batch=128)  # lr 0.02 * 128 / 256 = 0.01
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(trainable) == len(lr_of)  # each once
+    backbone = {id(p) for p in method.backbone.parameters()}
+    for p in trainable:
+        assert lr_of[id(p)] == pytest.approx(0.001 if id(p) in backbone else 0.01)
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert {decay_of[id(p)] for p in method.backbone.parameters() if p.ndim <= 1} == {0.0}  # norms and biases
+    with pytest.raises(ConfigError, match=r"optim\.backbone_lr_ratio must be > 0"):
+        tiny_config(tmp_path, "optim.backbone_lr_ratio=0")
+
+
+def test_a_run_with_a_slow_backbone_keeps_the_ratio_through_its_schedule(tmp_path, start):
+    path, _ = start
+    result = train(
+        tiny_config(tmp_path, f"backbone.pretrained={path}", "trainer.max_epochs=1", "optim.backbone_lr_ratio=0.25")
+    )
+    checkpoint = torch.load(result.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    base_lrs = checkpoint["lr_schedulers"][0]["base_lrs"]
+    assert len(base_lrs) == 4 and base_lrs[2] == pytest.approx(base_lrs[0] * 0.25)  # heads' groups, then backbone's
+    assert base_lrs[3] == pytest.approx(base_lrs[1] * 0.25)

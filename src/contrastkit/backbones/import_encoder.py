@@ -4,7 +4,9 @@ Sources (``LIBRARY:NAME``, weights from a local file or folder; nothing is downl
 
 * ``torchvision:ARCH --weights FILE``: a torchvision classification model's state dict (``.pth`` read with
   ``weights_only=True``, or ``.safetensors``); its classifier weights are dropped.
-* ``timm:MODEL --weights FILE``: a timm model's state dict (``.safetensors``, ``.pth``, ``.bin``).
+* ``timm:MODEL --weights FILE``: a timm model's state dict (``.safetensors``, ``.pth``, ``.bin``); for timm's
+  EfficientNets also a checkpoint of EfficientNet-PyTorch (``efficientnet_pytorch``, ``efficientnet_lite_pytorch``:
+  ``_conv_stem``, ``_blocks.N...``), renamed to timm's layout.
 * ``open_clip:MODEL --weights FILE``: an open_clip model (built-in architecture name) with its checkpoint: image
   and text towers, so zero-shot and text search work.
 * ``hf:FOLDER``: a Hugging Face ``transformers`` folder (``config.json`` + weights): a CLIP model (image and text
@@ -26,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from contrastkit.backbones.efficientnet_pytorch_keys import efficientnet_pytorch_to_timm, is_efficientnet_pytorch
 from contrastkit.backbones.encoder_file import save_encoder
 
 LIBRARIES = ("torchvision", "timm", "open_clip", "hf", "sentence-transformers")
@@ -95,7 +98,15 @@ def _timm(name: str, weights: str) -> tuple[nn.Module, dict[str, Any]]:
     model = create_backbone("timm_model", in_chans=3, model_name=name)
     classifier = model.pretrained_cfg.get("classifier") or "head"
     heads = (classifier,) if isinstance(classifier, str) else tuple(classifier)
-    load_strict(model, read_state_dict(weights), weights, drop=tuple(h + "." for h in heads))
+    state, source = read_state_dict(weights), weights
+    if is_efficientnet_pytorch(state):  # EfficientNet-PyTorch's key layout, renamed for timm's EfficientNets
+        if not hasattr(model, "blocks") or not name.startswith(("tf_efficientnet", "efficientnet")):
+            raise ImportSourceError(
+                f"{weights}: an EfficientNet-PyTorch checkpoint (keys _conv_stem, _blocks.N...) imports into a timm "
+                f"EfficientNet (timm:tf_efficientnet_lite0, timm:tf_efficientnet_b0, ...), not {name!r}"
+            )
+        state, source = efficientnet_pytorch_to_timm(state, model), f"{weights} (read as EfficientNet-PyTorch's layout)"
+    load_strict(model, state, source, drop=tuple(h + "." for h in heads))
     import timm
 
     data = timm.data.resolve_data_config({}, model=model)

@@ -37,6 +37,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         batch_size=_given(args.batch_size, FinetuneConfig.batch_size),
         lr=_given(args.lr, FinetuneConfig.lr),
         backbone_lr_ratio=args.backbone_lr_ratio,
+        input_size=args.input_size,
         freeze=args.freeze,
         scratch=not args.no_scratch,
     )
@@ -56,6 +57,8 @@ def _finetune_texts(args: argparse.Namespace, run_dir: Path) -> int:
 
     if args.label_fraction is not None:
         raise ValueError("--label-fraction is for images; for texts give --labels-per-class N, or nothing (all rows)")
+    if args.input_size is not None:
+        raise ValueError("--input-size is for images, not texts")
     defaults = TextFinetuneConfig()
     config = TextFinetuneConfig(
         labels_per_class=args.labels_per_class,

@@ -265,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=None, help="images 64, texts 32")
     p.add_argument("--lr", type=float, default=None, help="images: head lr (1e-3); texts: encoder lr (5e-5)")
     p.add_argument("--backbone-lr-ratio", type=float, default=0.1, help="images: encoder lr as a fraction of --lr")
+    p.add_argument("--input-size", type=int, default=None, help="images: side fed to the encoder (default: its file's)")
     p.add_argument("--seed", type=int, default=0, help="label draw, split, head, views, initialisation")
     p.add_argument("--out", default=None, help="the run folder (default OUT_DIR/NAME)")
     p.add_argument("--out-dir", default="runs", help="parent folder of the run (default runs)")

@@ -184,7 +184,7 @@ def finetune(
         raise ValueError(
             f"a {encoder.kind} encoder cannot classify images: fine-tune an image or image-text (clip) encoder"
         )
-    size, channels = int(info["input_size"]), int(info["in_chans"])
+    size, channels = int(config.input_size or info["input_size"]), int(info["in_chans"])
     prep = {"input_size": size, "in_chans": channels, "mean": list(info["mean"]), "std": list(info["std"])}
     seconds: dict[str, float] = {}
 

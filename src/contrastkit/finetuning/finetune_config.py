@@ -29,6 +29,8 @@ class FinetuneConfig:
     warmup_fraction: float = 0.05  # linear warm-up, as a fraction of the steps, then cosine to zero
     crop_scale: tuple[float, float] = (0.8, 1.0)  # training views: random resized crop area range, and a flip
     label_smoothing: float = 0.1  # cross-entropy label smoothing
+    input_size: int | None = None  # side of the images fed to the encoder (None: the size its file records); a
+    # network pretrained at 224 px can run smaller and faster (Fashion-MNIST's 28 px images are upsampled to it)
     freeze: bool = False  # linear probe only: no full fine-tuning
     scratch: bool = True  # also train the same architecture from random initialisation on the same labels
 
@@ -40,6 +42,8 @@ class FinetuneConfig:
             raise ValueError(f"labels_per_class must be >= 1, got {self.labels_per_class}")
         if self.label_fraction is not None and not 0 < self.label_fraction <= 1:
             raise ValueError(f"label_fraction must be in (0, 1], got {self.label_fraction}")
+        if self.input_size is not None and not 8 <= self.input_size <= 1024:
+            raise ValueError(f"input_size must be in [8, 1024] pixels, got {self.input_size}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -38,11 +38,18 @@ class BackboneConfig:
     small_input: bool = False  # CIFAR-style stem for small images (ResNets), 4x4 patches for 32x32 ViTs
     pretrained: str | None = None  # an encoder file (train / export / import-encoder) to start from: its backbone
     # (architecture and weights) replaces name and small_input
+    freeze_batchnorm: bool = False  # with pretrained: its batch-norm layers keep their running statistics (eval
+    # mode) while everything learns; statistics re-estimated on unlike data cost its features 10-20 probe points
     max_length: int = 128  # text encoders (text-pairs): tokens per text, longer texts truncated (MiniLM's training
     # length; captions need far fewer)
 
     def __post_init__(self) -> None:
         _check_range("backbone.max_length", self.max_length, low=2)  # the special tokens alone take two
+        if self.freeze_batchnorm and not self.pretrained:
+            raise ConfigError(
+                "backbone.freeze_batchnorm keeps a pretrained network's batch-norm statistics: set "
+                "backbone.pretrained=FILE (an encoder file) too"
+            )
 
 
 @dataclass
@@ -105,6 +112,8 @@ class OptimConfig:
     min_lr_ratio: float = 0.0  # final learning rate as a fraction of the peak
     lars_eta: float = 0.001  # LARS trust coefficient (You et al. 2017)
     exclude_bias_and_norm: bool = True  # no weight decay (nor LARS adaptation) on biases and norm layers
+    backbone_lr_ratio: float = 1.0  # the backbone's learning rate as a fraction of lr (heads and predictors learn at
+    # lr): below 1 when continuing from backbone.pretrained, so new heads move fast and the pretrained features slowly
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -117,6 +126,7 @@ class OptimConfig:
         _check_range("optim.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
         _check_range("optim.momentum", self.momentum, low=0.0, high=1.0)
         _check_range("optim.lars_eta", self.lars_eta, low=0.0, strict=True)
+        _check_range("optim.backbone_lr_ratio", self.backbone_lr_ratio, low=0.0, high=1.0, strict=True)
         self.betas = tuple(self.betas)
         for i, beta in enumerate(self.betas):
             _check_range(f"optim.betas[{i}]", beta, low=0.0, high=1.0)

@@ -19,7 +19,7 @@ from typing import Any
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from contrastkit.data.class_captions import ClassCaptions
 from contrastkit.losses.validation import NonFiniteError
@@ -104,6 +104,10 @@ class LitMethod(pl.LightningModule):
         on_nonfinite: a NaN or inf loss (or loss input): ``"stop"`` with :class:`NonFiniteLossError` naming the step,
             the loss's parts and the usual causes, or ``"skip"`` the batch (no update), at most ``nonfinite_limit``
             times. Costs one host sync per step (the loss is read).
+        freeze_batchnorm: keep the backbone's batch-norm layers in evaluation mode while training: they normalise
+            with their running statistics (a pretrained network's) and never update them; their scale and shift
+            still learn. For continuing from ``backbone.pretrained`` on data unlike its pretraining data, where
+            statistics re-estimated on the new data cost the features more than they bring (benchmarks/RESULTS.md).
     """
 
     def __init__(
@@ -121,6 +125,7 @@ class LitMethod(pl.LightningModule):
         captions: ClassCaptions | None = None,
         on_nonfinite: str = "stop",
         nonfinite_limit: int = 10,
+        freeze_batchnorm: bool = False,
     ) -> None:
         super().__init__()
         if on_nonfinite not in ("stop", "skip"):
@@ -148,10 +153,24 @@ class LitMethod(pl.LightningModule):
         if self.grad_cache is not None:
             self.automatic_optimization = False
         self._plan: SchedulePlan | None = None  # set by configure_optimizers
-        self._base_lr = 0.0  # the current settings' learning rate (optim.lr scaled to the global batch)
+        self.freeze_batchnorm = bool(freeze_batchnorm)
+        self._base_lrs: list[float] = []  # the current settings' learning rate of each parameter group (optim.lr
+        # scaled to the global batch, times optim.backbone_lr_ratio for the backbone's)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.method.embed(x)
+
+    def _keep_frozen_norms(self) -> None:
+        """``freeze_batchnorm``: the backbone's batch-norm layers back in eval mode (found each time: SyncBatchNorm
+        may have replaced them, and whatever set the method to train mode, the monitor's restore included, set
+        them too)."""
+        if self.freeze_batchnorm:
+            for module in self.method.backbone.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        self._keep_frozen_norms()
 
     def _accumulate(self) -> int:
         """Batches per optimiser step: the trainer's in the automatic mode, ours with grad caching."""
@@ -290,7 +309,7 @@ class LitMethod(pl.LightningModule):
         global_batch = loader_batch * trainer.world_size * self._accumulate()
         optimizer = build_optimizer(self.method, self.optim, global_batch)
         self._plan = self.schedule_plan()
-        self._base_lr = optimizer.param_groups[0]["lr"]
+        self._base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
         if self._plan.note and trainer.is_global_zero:
             print(self._plan.note)
         return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim, self._plan)}
@@ -306,7 +325,9 @@ class LitMethod(pl.LightningModule):
         if not isinstance(schedule, WarmupCosine):
             return
         saved = (schedule.warmup_steps, schedule.total_steps, [float(lr) for lr in scheduler.base_lrs])
-        current = (self._plan.warmup_steps, self._plan.total_steps, [self._base_lr] * len(scheduler.base_lrs))
+        current = (self._plan.warmup_steps, self._plan.total_steps, list(self._base_lrs))
+        if len(current[2]) != len(saved[2]):  # refused before this by the checkpoint's settings check
+            raise ValueError("resume: the optimiser has another number of parameter groups than the checkpoint's")
         if saved == current:
             return
         schedule.warmup_steps, schedule.total_steps = current[0], current[1]

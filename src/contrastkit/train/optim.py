@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,13 +16,16 @@ from contrastkit.train.lars import LARS
 NORM_LAYERS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
 
 
-def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_and_norm: bool = True) -> list[dict]:
+def parameter_groups(
+    model: nn.Module, weight_decay: float, exclude_bias_and_norm: bool = True, skip: Collection[int] = ()
+) -> list[dict]:
     """Trainable parameters split in two groups: with weight decay, and without (biases, norm layers' parameters).
 
     The second group is marked ``lars_exclude=True`` (no LARS adaptation either), as in SimCLR and BYOL.
-    Frozen parameters (``requires_grad=False``: momentum encoders) are left out.
+    Frozen parameters (``requires_grad=False``: momentum encoders) are left out, and so are those whose ``id`` is
+    in ``skip`` (grouped elsewhere).
     """
-    decay, no_decay, seen = [], [], set()
+    decay, no_decay, seen = [], [], set(skip)
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
             if not p.requires_grad or id(p) in seen:
@@ -35,10 +39,25 @@ def parameter_groups(model: nn.Module, weight_decay: float, exclude_bias_and_nor
     return groups
 
 
+def scaled_groups(model: nn.Module, config: OptimConfig, lr: float) -> list[dict]:
+    """:func:`parameter_groups` with each group's learning rate: ``lr``, and ``lr * config.backbone_lr_ratio`` for
+    the parameters of ``model.backbone`` (a method's encoder) when the ratio is below 1."""
+    backbone = getattr(model, "backbone", None)
+    if config.backbone_lr_ratio == 1.0 or not isinstance(backbone, nn.Module):
+        groups = parameter_groups(model, config.weight_decay, config.exclude_bias_and_norm)
+        return [dict(group, lr=lr) for group in groups]
+    own = {id(p) for p in backbone.parameters()}
+    groups = [dict(g, lr=lr) for g in parameter_groups(model, config.weight_decay, config.exclude_bias_and_norm, own)]
+    slow = lr * config.backbone_lr_ratio
+    groups += [dict(g, lr=slow) for g in parameter_groups(backbone, config.weight_decay, config.exclude_bias_and_norm)]
+    return [g for g in groups if g["params"]]
+
+
 def build_optimizer(model: nn.Module, config: OptimConfig, global_batch: int) -> torch.optim.Optimizer:
-    """The optimiser named in ``config``, learning rate ``config.lr * global_batch / 256``."""
+    """The optimiser named in ``config``, learning rate ``config.lr * global_batch / 256`` (the backbone's times
+    ``config.backbone_lr_ratio``)."""
     lr = config.lr * global_batch / 256
-    groups = parameter_groups(model, config.weight_decay, config.exclude_bias_and_norm)
+    groups = scaled_groups(model, config, lr)
     if config.name == "sgd":
         for g in groups:
             g.pop("lars_exclude")

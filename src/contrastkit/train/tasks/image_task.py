@@ -18,11 +18,19 @@ from contrastkit.views import MultiViews, create_views
 
 
 def build_views(config: RunConfig, channels: int, image_size: int) -> MultiViews:
-    """The views recipe of ``config.views``; ``input_size`` / ``channels`` unset (None) mean the data's own."""
+    """The views recipe of ``config.views``; ``input_size`` / ``channels`` unset (None) mean the data's own. From
+    ``backbone.pretrained``, unset ``mean`` / ``std`` are the encoder file's: a pretrained network sees its inputs
+    normalised as in its pretraining (ImageNet's, or TensorFlow's 0.5 / 0.5 for EfficientNet-Lite)."""
     params = dict(config.views)
     name = params.pop("recipe")
     channels = params.pop("channels", None) or channels
     input_size = params.pop("input_size", None) or image_size
+    if config.backbone.pretrained and "mean" in params and params["mean"] is None and params.get("std") is None:
+        from contrastkit.backbones.encoder_file import read_encoder_info
+
+        start = read_encoder_info(config.backbone.pretrained)
+        if start.get("mean") and len(start["mean"]) == channels:
+            params["mean"], params["std"] = list(start["mean"]), list(start["std"])
     return create_views(name, channels=channels, input_size=input_size, **params)
 
 
@@ -38,10 +46,10 @@ def build_method(config: RunConfig, in_chans: int) -> Method:
 
 def pretrained_backbone(path: str, in_chans: int) -> torch.nn.Module:
     """The image backbone of encoder file ``path`` (of a clip run: its image tower), in training mode."""
-    import contrastkit
     from contrastkit.backbones.encoder import ImageEncoder, ImageTextEncoder
+    from contrastkit.backbones.encoder_file import load_encoder
 
-    encoder = contrastkit.load_encoder(path)
+    encoder = load_encoder(path)
     if not isinstance(encoder, ImageEncoder):
         raise ConfigError(f"backbone.pretrained: {path} is a {encoder.kind} encoder; an image encoder is needed")
     if int(encoder.encoder_info["in_chans"]) != in_chans:

@@ -108,6 +108,7 @@ def lit_method(
         captions=captions,
         on_nonfinite=t.on_nonfinite,
         nonfinite_limit=t.nonfinite_limit,
+        freeze_batchnorm=config.backbone.freeze_batchnorm,
     )
 
 
