@@ -16,7 +16,7 @@ so every row of a draw trains on exactly the same images):
 
 Time per row is the wall time of a draw (probe + fine-tuning, and scratch on the scratch row), on this machine.
 
-    python benchmarks/finetune.py                                   # everything, 10 and 60 labels, 3 draws (~1 h)
+    python benchmarks/finetune.py                                   # everything, 10 and 60 labels, 3 draws (~2 h)
     python benchmarks/finetune.py --simclr runs/demo/encoder.safetensors --adapted runs/adapt/encoder.safetensors
     python benchmarks/finetune.py --rows lite0 --labels 10 --draws 1
 """

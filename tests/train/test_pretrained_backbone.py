@@ -30,7 +30,10 @@ def test_the_method_starts_from_the_files_weights_and_architecture(tmp_path, sta
 
 def test_a_run_from_a_pretrained_backbone_exports_its_architecture(tmp_path, start):
     path, weights = start
-    result = train(tiny_config(tmp_path, f"backbone.pretrained={path}", "trainer.max_epochs=1"))
+    evaluation = ["final_eval.enabled=true", "final_eval.train_size=300", "final_eval.test_size=200"]
+    result = train(tiny_config(tmp_path, f"backbone.pretrained={path}", "trainer.max_epochs=1", *evaluation))
+    rows = {r["encoder"]: r for r in result.final_eval["rows"]}
+    assert set(rows) == {"simclr (trained)", "pretrained start", "raw pixels"}  # measured against where it began
     encoder = contrastkit.load_encoder(result.encoder)  # rebuilt from the metadata alone
     assert encoder.encoder_info["backbone"] == "small_cnn_wide" and encoder.encoder_info["pretrained"] == str(path)
     trained = encoder.model.state_dict()

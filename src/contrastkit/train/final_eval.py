@@ -32,6 +32,11 @@ def held_out_split(config: RunConfig, data: RunDataModule) -> tuple[Labelled, La
     return train, test
 
 
+def start_name(config: RunConfig) -> str:
+    """The final table's name for the encoder training started from: what adaptation is measured against."""
+    return "pretrained start" if config.backbone.pretrained else "random init"
+
+
 def final_evaluation(
     config: RunConfig,
     data: RunDataModule,
@@ -41,7 +46,8 @@ def final_evaluation(
     train: Labelled,
     test: Labelled,
 ) -> dict[str, Any]:
-    """Scores of the trained encoder, the random-init encoder and raw pixels (kNN top-1/top-5, linear probe).
+    """Scores of the trained encoder, the encoder it started from (random init, or ``backbone.pretrained``) and raw
+    pixels (kNN top-1/top-5, linear probe).
 
     ``initial`` is the method as training began (a snapshot of its initial weights); ``train`` / ``test`` come from
     :func:`held_out_split`.
@@ -61,7 +67,7 @@ def final_evaluation(
         f"{config.method['name']} (trained)": lambda imgs: embed_images(
             method.embed, imgs, spec.mean, spec.std, spec.size, device
         ),
-        "random init": lambda imgs: embed_images(initial, imgs, spec.mean, spec.std, spec.size, device),
+        start_name(config): lambda imgs: embed_images(initial, imgs, spec.mean, spec.std, spec.size, device),
         "raw pixels": pixels,
     }
     # with data.classes the probes are trained on the seen classes: scored on them too (not capped at seen / all)
@@ -114,7 +120,10 @@ def image_text_scores(
     from contrastkit.eval.zero_shot import image_text_retrieval, zero_shot
 
     out: dict[str, Any] = {}
-    models = {f"{config.method['name']} (trained)": method.model.eval(), "random init": initial.model.to(device).eval()}
+    models = {
+        f"{config.method['name']} (trained)": method.model.eval(),
+        start_name(config): initial.model.to(device).eval(),
+    }
     templates = config.data.caption_templates or list(DEFAULT_TEMPLATES)
     if test is not None and data.classes:
         seen = list(config.data.classes) or list(data.classes)
