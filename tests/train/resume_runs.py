@@ -78,3 +78,7 @@ if __name__ == "__main__":
     first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
     kill = [KillAt(kill_at, 1 if mode == "lose-rank-1" else None)] if kill_at and first_attempt else []
     train(resume_config(out, method, processes, *extra), callbacks=kill)
+    import torch.distributed as dist
+
+    if dist.is_initialized():  # its threads end before the interpreter does (gloo aborted at exit once in many runs)
+        dist.destroy_process_group()
