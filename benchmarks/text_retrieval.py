@@ -61,7 +61,7 @@ def one_split(train: list[dict], test: list[dict], folder: Path, guide: Path, ov
     folder.mkdir(parents=True, exist_ok=True)
     train_path, test_path = write(folder / "train.jsonl", train), write(folder / "test.jsonl", test)
     mined = folder / "mined.jsonl"
-    contrastkit("mine-negatives", str(train_path), "--encoder", str(guide), "--out", str(mined))
+    contrastkit("mine-negatives", str(train_path), "--encoder", str(guide), "--out", str(mined), "--overwrite")
     mining = json.loads((folder / "mined.jsonl.mining.json").read_text())
     common = [f"out_dir={folder}", f"data.test_path={test_path}", "trainer.enable_progress_bar=false", *overrides]
     runs = {

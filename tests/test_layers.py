@@ -7,7 +7,7 @@ from pathlib import Path
 import contrastkit
 
 PACKAGE = Path(contrastkit.__file__).parent
-LOWER = ("data", "views", "losses", "heads", "backbones", "eval", "index", "methods", "registry")
+LOWER = ("data", "views", "losses", "heads", "backbones", "eval", "index", "methods", "outputs", "registry")
 UPPER = ("train", "cli", "report")
 
 

@@ -81,7 +81,7 @@ def test_run_files_and_report(run):
 def test_an_existing_run_folder_is_refused_and_left_alone(run, encoder_path):
     _, run_dir = run
     before = (run_dir / "classifier.safetensors").read_bytes()
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(ValueError, match="holds an earlier output"):
         finetune(encoder_path, "digits", FinetuneConfig(labels_per_class=5), run_dir=run_dir)
     assert (run_dir / "classifier.safetensors").read_bytes() == before
 

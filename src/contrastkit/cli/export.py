@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 
 from contrastkit.backbones import save_encoder
 from contrastkit.backbones.encoder_file import build_encoder
+from contrastkit.outputs.output_target import OutputTarget
 
 # where checkpoints written before the trainer recorded ``encoder_prefix`` keep the encoder's weights
 BACKBONE_PREFIX = "method.backbone."
 DUAL_PREFIX = "method.model."  # a CLIP run: both towers and their projections
+
+
+def encoder_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike | None], overwrite: bool) -> OutputTarget:
+    """Where ``export`` and ``import-encoder`` write: the weights file and its JSON metadata beside it
+    (``encoder.safetensors`` + ``encoder.json``), refused if they exist (without ``overwrite``) or are an input."""
+    path = Path(out)
+    if path.suffix.lower() == ".json":
+        raise ValueError(f"--out {out}: the encoder's metadata is written beside it as .json; name the weights file "
+                         "e.g. encoder.safetensors")  # fmt: skip
+    return OutputTarget(path, inputs, overwrite, companions=[path.with_suffix(".json").name])
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, out: str | os.PathLike) -> Path:

@@ -92,9 +92,15 @@ def _finetune_texts(args: argparse.Namespace, run_dir: Path) -> int:
 def run_predict(args: argparse.Namespace) -> int:
     """`contrastkit predict`: a CSV of classes and probabilities."""
     from contrastkit.finetuning.predict import predict_paths
+    from contrastkit.outputs.output_target import OutputTarget
 
-    summary = predict_paths(args.classifier, args.paths, args.out, args.batch_size, args.text_field)
-    print(f"wrote {summary.predicted} predictions to {summary.out}")
+    target = OutputTarget(args.out, [args.classifier, *args.paths], args.overwrite)  # before anything is read
+    with target.staged() as out:
+        summary = predict_paths(args.classifier, args.paths, out, args.batch_size, args.text_field)
+        if summary.predicted == 0:
+            first = f" (first: {summary.skipped[0].path}: {summary.skipped[0].reason})" if summary.skipped else ""
+            raise ValueError(f"none of the {len(summary.skipped)} files could be read{first}; nothing was written")
+    print(f"wrote {summary.predicted} predictions to {target.path}")
     if summary.accuracy is not None:
         print(f"accuracy against the file's labels: {summary.accuracy:.4f}")
     if summary.skipped:

@@ -77,10 +77,12 @@ def _recipes(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from contrastkit.cli.export import export_checkpoint
+    from contrastkit.cli.export import encoder_output, export_checkpoint
 
-    path = export_checkpoint(args.checkpoint, args.out)
-    print(f"wrote {path} and {path.with_suffix('.json')}")
+    target = encoder_output(args.out, [args.checkpoint], args.overwrite)  # refused before the checkpoint is read
+    with target.staged() as path:
+        export_checkpoint(args.checkpoint, path)
+    print(f"wrote {target.path} and {target.companions[0]}")
     return 0
 
 
@@ -103,7 +105,11 @@ def _eval(args: argparse.Namespace) -> int:
     from contrastkit.data.labelled import FixedSizeImages, hold_out, take
     from contrastkit.data.registry import get_dataset, is_registered
     from contrastkit.eval import evaluate_encoder, format_report
+    from contrastkit.outputs.output_target import OutputTarget
 
+    report = None
+    if args.json:  # refused before anything is read
+        report = OutputTarget(args.json, [args.encoder, args.data], args.overwrite, option="--json")
     encoder = contrastkit.load_encoder(args.encoder)
     info = encoder.encoder_info
     if not isinstance(encoder, ImageEncoder):
@@ -134,17 +140,24 @@ def _eval(args: argparse.Namespace) -> int:
         encoder, (train.images, train.labels), (test.images, test.labels), random_init, k=args.k, seed=args.seed
     )
     print(format_report(result))
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
+    if report is not None:
+        with report.staged() as path, open(path, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from contrastkit.outputs.output_target import OutputTarget
     from contrastkit.report import write_report
 
-    path = write_report(args.run_dir, args.out, max_points=args.max_points)
-    print(path)
+    run_dir = Path(args.run_dir).expanduser()
+    inputs = [run_dir / name for name in ("config.json", "encoder.safetensors", "final_eval.json", "logs")]
+    target = OutputTarget(args.out or run_dir / "report.html", inputs, args.overwrite)  # before the run is read
+    with target.staged() as path:
+        write_report(run_dir, path, max_points=args.max_points)
+    print(target.path)
     return 0
 
 
@@ -169,9 +182,13 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _import_encoder(args: argparse.Namespace) -> int:
     from contrastkit.backbones.import_encoder import import_encoder
+    from contrastkit.cli.export import encoder_output
 
-    path = import_encoder(args.source, args.out, args.weights)
-    print(f"wrote {path} and {path.with_suffix('.json')} (contrastkit.load_encoder; every command takes it)")
+    folder = args.source.partition(":")[2] if args.source.startswith(("hf:", "sentence-transformers:")) else None
+    target = encoder_output(args.out, [args.weights, folder], args.overwrite)
+    with target.staged() as path:
+        import_encoder(args.source, path, args.weights)
+    print(f"wrote {target.path} and {target.companions[0]} (contrastkit.load_encoder; every command takes it)")
     return 0
 
 
@@ -194,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="write a checkpoint's encoder as safetensors (+ its config as JSON)")
     p.add_argument("checkpoint", metavar="CKPT", help="a .ckpt written by contrastkit train")
     p.add_argument("--out", required=True, help="output file, e.g. encoder.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of the same name")
     p.set_defaults(func=_export)
     p = sub.add_parser("embed", help="embed a data set with an encoder: embeddings.npy + ids.txt, streamed")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from contrastkit train / export")
@@ -201,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data", metavar="DATA", help="a built-in data set name or a path (folder, listing, ...); texts: .txt / .jsonl"
     )
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier embed output in that folder")
     p.add_argument("--split", default=None, help="split of a built-in data set (default: train)")
     p.add_argument("--float16", action="store_true", help="store float16 embeddings (half the disk)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -220,11 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=200, help="kNN neighbours")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="also write the numbers to this JSON file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of the same name")
     p.set_defaults(func=_eval)
     p = sub.add_parser("report", help="one self-contained HTML report of a run: curves, t-SNE map, neighbours, health")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by contrastkit train")
     p.add_argument("--out", default=None, help="output HTML file (default: RUN_DIR/report.html)")
     p.add_argument("--max-points", type=int, default=2000, help="held-out images embedded for the map (default 2000)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of the same name")
     p.set_defaults(func=_report)
     add_search_commands(sub)
     p = sub.add_parser("zeroshot", help="classify images by class names in words, with an encoder from a clip run")
@@ -249,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights", default=None, help="local weights file (.pth read weights-only, or .safetensors); not for folders"
     )
     p.add_argument("--out", required=True, help="output encoder file, e.g. encoder.safetensors")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of the same name")
     p.set_defaults(func=_import_encoder)
     p = sub.add_parser(
         "finetune", help="fine-tune an encoder on a few labels (images or texts): vs its linear probe and a baseline"
@@ -288,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", nargs="+", metavar="PATH", help="images: files and folders (recursive); texts: .txt / .jsonl / .csv"
     )
     p.add_argument("--out", required=True, help="output CSV: input, class, probability, one p_<class> per class")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of the same name")
     p.add_argument("--text-field", default="text", help="texts: the field holding the text (default text)")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=_predict)

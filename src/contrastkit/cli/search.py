@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def _mine_negatives(args: argparse.Namespace) -> int:
-    from contrastkit.index.mine_negatives import mine_negatives
+    from contrastkit.index.mine_negatives import mine_negatives, stats_path
+    from contrastkit.outputs.output_target import OutputTarget
 
+    target = OutputTarget(  # refused before anything is read
+        args.out, [args.pairs, args.encoder], args.overwrite, companions=[stats_path(args.out).name]
+    )
     try:
         start, stop = (int(x) for x in args.range.split(":"))
     except ValueError:
         raise ValueError(f"--range must be START:STOP (ranks, e.g. 10:50), got {args.range!r}") from None
     margin = None if args.relative_margin <= 0 else args.relative_margin
-    summary = mine_negatives(
-        args.pairs, args.encoder, args.out, args.num_negatives, (start, stop), args.max_score, margin, args.batch_size
-    )
-    print(f"wrote {args.out}: {summary.text()}")
+    with target.staged() as out:
+        summary = mine_negatives(
+            args.pairs, args.encoder, out, args.num_negatives, (start, stop), args.max_score, margin, args.batch_size
+        )
+    print(f"wrote {target.path}: {summary.text()}")
     return 0
 
 
@@ -24,13 +30,21 @@ def _index_build(args: argparse.Namespace) -> int:
     from contrastkit.index.embedding_index import EmbeddingIndex
     from contrastkit.index.search import build_index
     from contrastkit.index.sized_index import parse_memory
+    from contrastkit.outputs.output_target import OutputTarget
 
     if args.max_query_ms is not None and not args.max_query_ms > 0:
         raise ValueError(f"--max-query-ms must be > 0, got {args.max_query_ms}")
     memory = parse_memory(args.max_memory) if args.max_memory is not None else None
     if args.rerank < 0:
         raise ValueError(f"--rerank must be >= 0, got {args.rerank}")
-    path = build_index(args.embeddings, args.out, args.kind, memory, args.max_query_ms, args.rerank)
+    if args.kind is not None and memory is not None:
+        raise ValueError("give either --kind or --max-memory (which chooses the kind), not both")
+    name = Path(args.out).name  # the index and its three side files
+    sides = [name + suffix for suffix in (".json", ".ids.txt", ".source.json")]
+    target = OutputTarget(args.out, [args.embeddings], args.overwrite, companions=sides)  # before anything is read
+    with target.staged() as staged:
+        build_index(args.embeddings, staged, args.kind, memory, args.max_query_ms, args.rerank)
+    path = target.path
     index = EmbeddingIndex.load(path)
     quality = index.quality
     measured = ""
@@ -83,6 +97,7 @@ def add_search_commands(sub: argparse._SubParsersAction) -> None:
         help="a compressed (ivfpq) index orders k x this many "
         "candidates by the exact vectors, read from EMBEDDINGS on disk at search time (0: codes only)",
     )
+    b.add_argument("--overwrite", action="store_true", help="replace an existing index of that name (and its files)")
     b.set_defaults(func=_index_build)
     p = sub.add_parser("mine-negatives", help="hard negatives for text pairs, probable false negatives filtered out")
     p.add_argument("pairs", metavar="PAIRS", help="a pairs file (.jsonl / .csv / .tsv: anchor, positive)")
@@ -94,6 +109,7 @@ def add_search_commands(sub: argparse._SubParsersAction) -> None:
     margin_help = "skip candidates more similar than this x the positive's similarity (0: off; default 0.95)"
     p.add_argument("--relative-margin", type=float, default=0.95, help=margin_help)
     p.add_argument("--batch-size", type=int, default=128, help="texts embedded at a time")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of that name")
     p.set_defaults(func=_mine_negatives)
     p = sub.add_parser("search", help="the most similar items of an index to an image or a text")
     p.add_argument("index", metavar="INDEX", help="an index from contrastkit index build")

@@ -20,6 +20,7 @@ from contrastkit.finetuning.classifier import Classifier, image_encoder_of, save
 from contrastkit.finetuning.finetune_config import FinetuneConfig
 from contrastkit.finetuning.label_subset import balanced_label_subset
 from contrastkit.finetuning.labelled_data import load_labelled_data, take_labelled
+from contrastkit.outputs.output_target import OutputTarget
 from contrastkit.views.supervised_views import SupervisedViews
 
 ZERO_SHOT_LOGIT_SCALE = 1 / 0.07  # a CLIP head starts at the zero-shot class embeddings times this (CLIP's 1/tau)
@@ -122,12 +123,11 @@ def _head_init(
     return probe.weight, probe.bias
 
 
-def _prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
-        raise ValueError(
-            f"{run_dir} already holds a run: pass another --name (or --out-dir), or --overwrite to replace it"
-        )
-    run_dir.mkdir(parents=True, exist_ok=True)
+def run_folder(run_dir: str | os.PathLike, inputs: list, overwrite: bool) -> OutputTarget:
+    """A fine-tuning run's folder: refused (before anything is read) if it holds an earlier run and ``overwrite``
+    is not set, if it holds other files, or if it is or holds an input; written whole when the run completes."""
+    markers = ("finetune.json", "classifier.safetensors")
+    return OutputTarget(run_dir, inputs, overwrite, folder=True, markers=markers, option="run folder")
 
 
 def finetune(
@@ -172,9 +172,10 @@ def finetune(
     if labels_per_class is not None or label_fraction is not None:
         config.labels_per_class, config.label_fraction = labels_per_class, label_fraction
     config.check()
+    target = None
     if run_dir is not None:
         run_dir = Path(run_dir)
-        _prepare_run_dir(run_dir, overwrite)
+        target = run_folder(run_dir, [encoder if not isinstance(encoder, nn.Module) else None, data], overwrite)
     if not isinstance(encoder, nn.Module):
         encoder = load_encoder(encoder)
     elif not isinstance(encoder, Encoder):  # a module with an encoder file's metadata
@@ -197,9 +198,6 @@ def finetune(
     images, labels = take_labelled(data_set, indices)  # (n, C, H, W) uint8, (n,)
     test_images, test_labels = data_set.test_images, data_set.test_labels
     seconds["data"] = time.perf_counter() - start
-    if run_dir is not None:
-        drawn = {"data": data, "source": data_set.source, "seed": config.seed, "indices": indices.tolist()}
-        (run_dir / "labelled_indices.json").write_text(json.dumps(drawn) + "\n", encoding="utf-8")
 
     start = time.perf_counter()
     image_encoder = image_encoder_of(encoder).eval()
@@ -262,16 +260,23 @@ def finetune(
         seconds=seconds,
         run_dir=run_dir,
     )
-    if run_dir is not None:
+    if target is not None:
         final = final or _with_head(image_encoder, probe.weight, probe.bias)  # --freeze exports the probe
-        _write_run(result, final, info, prep, config, data)
+        drawn = {"data": data, "source": data_set.source, "seed": config.seed, "indices": indices.tolist()}
+        with target.staged() as folder:
+            _write_run(result, folder, final, info, prep, config, drawn)
+        result.classifier_path = run_dir / "classifier.safetensors"
     return result
 
 
-def _write_run(result: FinetuneResult, classifier: Classifier, info: dict, prep: dict, config, data: str) -> None:
+def _write_run(
+    result: FinetuneResult, folder: Path, classifier: Classifier, info: dict, prep: dict, config, drawn: dict
+) -> None:
+    """The run's files, into ``folder`` (the staging folder renamed to ``result.run_dir`` when complete)."""
     from contrastkit.finetuning.finetune_report import write_finetune_report
 
-    run_dir = result.run_dir
+    run_dir, data = result.run_dir, drawn["data"]
+    (folder / "labelled_indices.json").write_text(json.dumps(drawn) + "\n", encoding="utf-8")
     trained = "linear probe" if result.finetuned is None else "fine-tuned (LP-FT)"
     meta = {
         "encoder": {k: v for k, v in info.items() if k not in ("format", "format_version")},
@@ -282,11 +287,11 @@ def _write_run(result: FinetuneResult, classifier: Classifier, info: dict, prep:
         "finetune": asdict(config),
         "test_accuracy": result.finetuned if result.finetuned is not None else result.linear_probe,
     }
-    result.classifier_path = save_classifier(classifier, run_dir / "classifier.safetensors", meta)
+    save_classifier(classifier, folder / "classifier.safetensors", meta)
     summary = {k: v for k, v in asdict(result).items() if k not in ("run_dir", "classifier_path")}
-    summary.update({"config": asdict(config), "data": data, "classifier": str(result.classifier_path)})
-    (run_dir / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    write_finetune_report(result, run_dir / "report.html", trained)
+    summary.update({"config": asdict(config), "data": data, "classifier": str(run_dir / "classifier.safetensors")})
+    (folder / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    write_finetune_report(result, folder / "report.html", trained)
 
 
 __all__ = ["FinetuneResult", "finetune", "predict_images"]

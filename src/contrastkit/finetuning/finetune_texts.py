@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from torch import nn
 
 from contrastkit.backbones.encoder import Encoder, TextEncoder, typed_encoder
 from contrastkit.finetuning.classifier import Classifier, save_classifier, text_tower_of
-from contrastkit.finetuning.finetune import accuracy_table
+from contrastkit.finetuning.finetune import accuracy_table, run_folder
 from contrastkit.finetuning.labelled_texts import LabelledTexts, read_labelled_texts
 from contrastkit.finetuning.text_finetune import predict_texts, run_text_finetune, text_split
 from contrastkit.finetuning.text_finetune_config import TextFinetuneConfig
@@ -113,13 +112,14 @@ def finetune_texts(
     if labels_per_class is not None:
         config.labels_per_class = labels_per_class
     config.check()
+    target = None
+    if run_dir is not None:  # refused before anything is read
+        run_dir = Path(run_dir)
+        sources = [x for x in (encoder, data, test) if isinstance(x, (str, os.PathLike))]
+        target = run_folder(run_dir, sources, overwrite)
     train = _read(data, text_field, label_field)
     held_out = None if test is None else _read(test, text_field, label_field)
     split, train_rows = text_split(train, held_out, config)
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        if run_dir.exists() and not overwrite:
-            raise ValueError(f"{run_dir} already exists: pass another --name / --out, or --overwrite to replace it")
     encoder = _text_encoder(encoder)
     tower = text_tower_of(encoder)
 
@@ -143,19 +143,19 @@ def finetune_texts(
     )
     if run_dir is not None:
         drawn = {"data": train.source, "seed": config.seed, "rows": train_rows.tolist()}
-        _write_run(result, classifier, dict(encoder.encoder_info), config, drawn, overwrite)
+        with target.staged() as folder:
+            _write_run(result, folder, classifier, dict(encoder.encoder_info), config, drawn)
+        result.classifier_path = run_dir / "classifier.safetensors"
     return result
 
 
 def _write_run(
-    result: TextFinetuneResult, classifier: Classifier, info: dict, config: TextFinetuneConfig, drawn: dict, overwrite
+    result: TextFinetuneResult, partial: Path, classifier: Classifier, info: dict, config: TextFinetuneConfig, drawn
 ) -> None:
+    """The run's files, into ``partial`` (the staging folder renamed to ``result.run_dir`` when complete)."""
     from contrastkit.finetuning.finetune_report import write_finetune_report
 
     run_dir = result.run_dir
-    partial = run_dir.with_name(f".{run_dir.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
     trained = "linear probe" if result.finetuned is None else "fine-tuned"
     meta = {
         "inputs": "text",
@@ -172,10 +172,6 @@ def _write_run(
     summary.update({"config": asdict(config), "classifier": str(run_dir / "classifier.safetensors")})
     (partial / "finetune.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     write_finetune_report(result, partial / "report.html", trained)
-    if run_dir.exists() and overwrite:
-        shutil.rmtree(run_dir)
-    os.replace(partial, run_dir)
-    result.classifier_path = run_dir / "classifier.safetensors"
 
 
 __all__ = ["TextFinetuneResult", "finetune_texts"]
