@@ -196,3 +196,27 @@ def test_mine_negatives_publishes_the_pairs_and_their_statistics_together(minilm
     assert main(args) == 0 and main([*args, "--overwrite"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mined.jsonl", "mined.jsonl.mining.json", "minilm.json",
                                                           "minilm.safetensors", "pairs.jsonl"]  # fmt: skip
+
+
+def test_an_embed_killed_half_way_leaves_the_earlier_output_whole(encoder, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "emb"
+    args = [sys.executable, "-m", "contrastkit", "embed", str(encoder), "digits", "--out", str(out), "--quiet",
+            "--num-workers", "0"]  # fmt: skip
+    assert subprocess.run([*args, "--split", "test"], capture_output=True, timeout=300).returncode == 0
+    earlier = _digest(out)
+    process = subprocess.Popen([*args, "--batch-size", "1", "--overwrite"], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not any(tmp_path.glob(".emb.partial-*/ids.txt")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)  # half-way through the new embedding
+    assert process.wait(timeout=60) == -signal.SIGKILL
+    assert _digest(out) == earlier  # the earlier output, whole: 360 test rows, not a mix
+    assert len(list(tmp_path.glob(".emb.partial-*"))) == 1
+    assert subprocess.run([*args, "--split", "test", "--overwrite"], capture_output=True, timeout=300).returncode == 0
+    assert not list(tmp_path.glob(".emb.*")) and _digest(out)["embeddings.npy"] == earlier["embeddings.npy"]
