@@ -8,18 +8,18 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from contrastkit.heads import ProjectionHead
 from contrastkit.losses import SupConLoss
-from contrastkit.methods.method import Method, MethodOutput
+from contrastkit.methods.method import MethodOutput
 from contrastkit.methods.registry import register_method
+from contrastkit.methods.simclr import SimCLR
 
 
 @register_method
-class SupCon(Method):
+class SupCon(SimCLR):
     """Supervised Contrastive Learning (Khosla et al., NeurIPS 2020, arXiv 2004.11362).
 
-    Both views go through the backbone in one batch of ``2B``, then a projection MLP (Linear-ReLU-Linear,
-    2048 -> 128, no BN as in the reference code); the L_out loss (:class:`~contrastkit.losses.SupConLoss`) pulls
+    SimCLR's network with another loss and batching: both views go through the backbone in one batch of ``2B``,
+    then SimCLR's projection MLP (Linear-ReLU-Linear, 2048 -> 128, no BN, as in the reference code); the L_out loss (:class:`~contrastkit.losses.SupConLoss`) pulls
     together the unit-normalised projections of all views of the same class and pushes apart the others, over the
     global batch when gathered across processes (labels are gathered with the features). Needs labelled data:
     ``forward`` refuses ``labels=None``.
@@ -49,11 +49,8 @@ class SupCon(Method):
         gather_distributed: bool = True,
         batch_norm: bool = False,
     ) -> None:
-        super().__init__(backbone)
-        self.projection_head = ProjectionHead(
-            self.feature_dim, hidden_dim, projection_dim, num_layers=num_layers, batch_norm=batch_norm
-        )
-        self.criterion = SupConLoss(temperature=temperature, gather_distributed=gather_distributed)
+        super().__init__(backbone, projection_dim, hidden_dim, num_layers, temperature, gather_distributed, batch_norm)
+        self.criterion = SupConLoss(temperature=temperature, gather_distributed=gather_distributed)  # SimCLR's head
 
     @staticmethod
     def _check_labels(labels: Any) -> None:

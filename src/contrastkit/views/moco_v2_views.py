@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
+from contrastkit.views.colour_views import ColourViews
 from contrastkit.views.registry import register_views
 
 
 @register_views
-class MoCoV2Views(MultiViews):
+class MoCoV2Views(ColourViews):
     """The augmentation of MoCo v2: ``num_views`` views (query and key) drawn from the same distribution.
 
     Chen, Fan, Girshick and He, "Improved Baselines with Momentum Contrastive Learning" (arXiv 2003.04297), and
@@ -54,14 +54,10 @@ class MoCoV2Views(MultiViews):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
-        if num_views < 1:
-            raise ValueError(f"num_views must be >= 1, got {num_views}")
-        mean, std = normalisation(channels, mean, std)
-        if blur_p is None:
-            blur_p = 0.0 if input_size <= SMALL_INPUT_SIZE else 0.5
-        spec = colour_view(
+        super().__init__(
             input_size,
             channels,
+            num_views=num_views,
             crop_scale=crop_scale,
             hflip_p=hflip_p,
             jitter=jitter,
@@ -72,4 +68,3 @@ class MoCoV2Views(MultiViews):
             mean=mean,
             std=std,
         )
-        super().__init__([spec] * num_views)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from contrastkit.views.multi_views import SMALL_INPUT_SIZE, MultiViews, colour_view, normalisation
+from contrastkit.views.colour_views import ColourViews
 from contrastkit.views.registry import register_views
 
 
 @register_views
-class SimCLRViews(MultiViews):
+class SimCLRViews(ColourViews):
     """The augmentation of SimCLR: ``num_views`` views drawn from the same distribution.
 
     Chen, Kornblith, Norouzi and Hinton, "A Simple Framework for Contrastive Learning of Visual Representations",
@@ -56,15 +56,11 @@ class SimCLRViews(MultiViews):
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
-        if num_views < 1:
-            raise ValueError(f"num_views must be >= 1, got {num_views}")
         s = jitter_strength
-        mean, std = normalisation(channels, mean, std)
-        if blur_p is None:
-            blur_p = 0.0 if input_size <= SMALL_INPUT_SIZE else 0.5
-        spec = colour_view(
+        super().__init__(
             input_size,
             channels,
+            num_views=num_views,
             crop_scale=crop_scale,
             hflip_p=hflip_p,
             jitter=(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s),
@@ -75,4 +71,3 @@ class SimCLRViews(MultiViews):
             mean=mean,
             std=std,
         )
-        super().__init__([spec] * num_views)
