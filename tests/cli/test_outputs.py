@@ -187,7 +187,8 @@ def test_mine_negatives_and_report_refuse_an_earlier_output_before_reading_anyth
 
 
 def test_mine_negatives_publishes_the_pairs_and_their_statistics_together(minilm, doc_pairs, tmp_path):
-    encoder = save_encoder(minilm, tmp_path / "minilm.safetensors", {"kind": "text", "text_encoder": minilm.text_config})
+    info = {"kind": "text", "text_encoder": minilm.text_config}
+    encoder = save_encoder(minilm, tmp_path / "minilm.safetensors", info)
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"anchor": p["anchor"], "positive": p["positive"]}) + "\n"
                              for p in doc_pairs[:40]))  # fmt: skip

@@ -113,7 +113,7 @@ def test_the_command_line_trains_predicts_and_scores_a_labelled_file(files, tmp_
     assert main(["predict", str(run / "classifier.safetensors"), str(tmp_path / "plain.txt"),
                  "--out", str(tmp_path / "q.csv")]) == 0  # fmt: skip
     assert len((tmp_path / "q.csv").read_text(encoding="utf-8").splitlines()) == 3
-    assert main(args) == 2 and "holds an earlier output" in capsys.readouterr().err  # the run is never replaced by accident
+    assert main(args) == 2 and "holds an earlier output" in capsys.readouterr().err  # never replaced by accident
 
 
 def _bad(tmp_path, name, content: bytes | str) -> Path:

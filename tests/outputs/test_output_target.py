@@ -82,7 +82,7 @@ def test_a_folder_of_other_files_is_never_replaced(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     (home / "thesis.tex").write_text("years of work")
-    with pytest.raises(ValueError, match="folder of other files .* not replaced, --overwrite or not"):
+    with pytest.raises(ValueError, match=r"folder of other files .* not replaced, --overwrite or not"):
         OutputTarget(home, overwrite=True, folder=True, markers=["embed.json"])
     assert (home / "thesis.tex").read_text() == "years of work"
     with pytest.raises(ValueError, match="is a file: give a folder name"):

@@ -102,8 +102,7 @@ def _eval(args: argparse.Namespace) -> int:
     from contrastkit.backbones.encoder import ImageEncoder
     from contrastkit.backbones.encoder_file import build_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
-    from contrastkit.data.labelled import FixedSizeImages, hold_out, take
-    from contrastkit.data.registry import get_dataset, is_registered
+    from contrastkit.data.labelled import FixedSizeImages, has_test_split, hold_out, take
     from contrastkit.eval import evaluate_encoder, format_report
     from contrastkit.outputs.output_target import OutputTarget
 
@@ -124,7 +123,7 @@ def _eval(args: argparse.Namespace) -> int:
             return dataset
         return FixedSizeImages(dataset, int(info["input_size"]), int(info["in_chans"]))
 
-    if is_registered(args.data) and "test" in (get_dataset(args.data).splits or ()):
+    if has_test_split(args.data):
         train_set, test_set = (prepared(load_dataset(args.data, split=s)) for s in ("train", "test"))
         train = take(train_set, rng.permutation(len(train_set))[: args.train_size])
         test = take(test_set, rng.permutation(len(test_set))[: args.test_size])

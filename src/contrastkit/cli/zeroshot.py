@@ -29,8 +29,7 @@ def run_zeroshot(
     import contrastkit
     from contrastkit.backbones.encoder import ImageTextEncoder
     from contrastkit.data import ArrayImageDataset, load_dataset
-    from contrastkit.data.labelled import FixedSizeImages, take
-    from contrastkit.data.registry import get_dataset, is_registered
+    from contrastkit.data.labelled import FixedSizeImages, has_test_split, take
     from contrastkit.eval.zero_shot import zero_shot
 
     encoder = contrastkit.load_encoder(encoder_path)
@@ -40,7 +39,7 @@ def run_zeroshot(
             f"{encoder_path}: an {info.get('kind', 'image')} encoder; zero-shot needs image and text towers "
             "(an encoder from a clip run, e.g. contrastkit train clip-fashion-mnist)"
         )
-    if split is None and is_registered(data) and "test" in (get_dataset(data).splits or ()):
+    if split is None and has_test_split(data):
         split = "test"
     dataset = load_dataset(data, split=split) if split else load_dataset(data)
     names = [c.strip() for c in classes.split(",")] if classes else list(getattr(dataset, "classes", None) or [])

@@ -12,6 +12,7 @@ from torch.utils.data import Dataset
 
 from contrastkit.data.array_dataset import ArrayImageDataset
 from contrastkit.data.multi_view_dataset import match_channels
+from contrastkit.data.registry import get_dataset, is_registered
 from contrastkit.data.resize_center_crop import resize_center_crop
 from contrastkit.data.skip_report import Skipped
 
@@ -53,6 +54,12 @@ def image_geometry(dataset: Any, probe: int = 32, largest: int = 256) -> tuple[i
         if seen == probe:
             break
     return (channels, size) if seen else (3, largest)
+
+
+def has_test_split(data: str | None) -> bool:
+    """Whether ``data`` names a built-in data set with a test split of its own, which then scores the result; any
+    other data (a folder, a listing, a data set without one) holds out a part of its rows instead (:func:`hold_out`)."""
+    return data is not None and is_registered(data) and "test" in (get_dataset(data).splits or ())
 
 
 def hold_out(order: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,8 +8,7 @@ import numpy as np
 from torch import Tensor
 
 from contrastkit.data import ArrayImageDataset, load_dataset
-from contrastkit.data.labelled import FixedSizeImages, take
-from contrastkit.data.registry import get_dataset, is_registered
+from contrastkit.data.labelled import FixedSizeImages, has_test_split, take
 
 HELD_OUT_FRACTION = 0.2  # data without a test split: this fraction (seeded) is the test split, never drawn from
 
@@ -45,7 +44,7 @@ def load_labelled_data(data: str, size: int, channels: int, seed: int = 0) -> La
     Raises:
         ValueError: data without class labels or class names.
     """
-    if is_registered(data) and "test" in (get_dataset(data).splits or ()):
+    if has_test_split(data):
         train, test = load_dataset(data, split="train"), load_dataset(data, split="test")
         source = f"{data}: train split (labels drawn from it), test split"
         pool_labels = np.asarray(train.targets)

@@ -19,10 +19,10 @@ class SupCon(SimCLR):
     """Supervised Contrastive Learning (Khosla et al., NeurIPS 2020, arXiv 2004.11362).
 
     SimCLR's network with another loss and batching: both views go through the backbone in one batch of ``2B``,
-    then SimCLR's projection MLP (Linear-ReLU-Linear, 2048 -> 128, no BN, as in the reference code); the L_out loss (:class:`~contrastkit.losses.SupConLoss`) pulls
-    together the unit-normalised projections of all views of the same class and pushes apart the others, over the
-    global batch when gathered across processes (labels are gathered with the features). Needs labelled data:
-    ``forward`` refuses ``labels=None``.
+    then SimCLR's projection MLP (Linear-ReLU-Linear, 2048 -> 128, no BN, as in the reference code); the L_out loss
+    (:class:`~contrastkit.losses.SupConLoss`) pulls together the unit-normalised projections of all views of the
+    same class and pushes apart the others, over the global batch when gathered across processes (labels are
+    gathered with the features). Needs labelled data: ``forward`` refuses ``labels=None``.
 
     Args:
         backbone: the encoder, with ``feature_dim``.
