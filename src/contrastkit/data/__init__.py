@@ -4,6 +4,13 @@ Bad data loses nothing and stops nothing: an unreadable image becomes a ``Skippe
 function drops and a ``SkipReport`` counts and lists (path and reason) at the end of the epoch.
 """
 
+from contrastkit.data import (  # noqa: F401  (import registers the built-in data sets)
+    cifar,
+    digits,
+    fashion_mnist,
+    sequence_dataset,
+    stl10,
+)
 from contrastkit.data.array_dataset import ArrayImageDataset
 from contrastkit.data.download import DownloadError, resolve_archive
 from contrastkit.data.fashion_mnist import read_idx

@@ -7,12 +7,12 @@ The function name is the data set name with ``_`` written ``-``::
         ...
 
 :func:`~contrastkit.data.load_dataset.load_dataset` looks names up here. The built-in builders
-(``contrastkit.data.builtin``) are imported on the first look-up, so :func:`list_datasets` always includes them.
+register when their modules are imported, which ``contrastkit/data/__init__.py`` does (as the backbones package does
+for backbones): importing anything of ``contrastkit.data`` imports the package first, so every look-up sees them.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -38,7 +38,6 @@ class RegisteredDataset:
 
 
 _REGISTRY: Registry[RegisteredDataset] = Registry("data set")
-_BUILTINS_LOADED = False
 
 
 def register_dataset(
@@ -70,17 +69,8 @@ def register_dataset(
     return decorate
 
 
-def _load_builtins() -> None:
-    """Import the built-in builders once, so that they are registered before any look-up."""
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        importlib.import_module("contrastkit.data.builtin")  # registers through the decorators; calls no look-up
-        _BUILTINS_LOADED = True
-
-
 def list_datasets() -> list[str]:
     """The registered data set names, sorted."""
-    _load_builtins()
     return _REGISTRY.names()
 
 
@@ -90,13 +80,11 @@ def get_dataset(name: str) -> RegisteredDataset:
     Raises:
         KeyError: ``name`` is not registered (``load_dataset`` turns this into a ValueError with suggestions).
     """
-    _load_builtins()
     return _REGISTRY.entry(name)
 
 
 def is_registered(name: str) -> bool:
     """Whether ``name`` is a registered data set name."""
-    _load_builtins()
     return name in _REGISTRY
 
 
