@@ -2,6 +2,7 @@
 finetuning) never imports the application above it (train, cli, report), at module level or inside a function."""
 
 import ast
+import sys
 from pathlib import Path
 
 import contrastkit
@@ -50,3 +51,28 @@ def test_the_walk_sees_imports_inside_functions(tmp_path):
 def test_every_layer_named_exists():
     present = {p.name.removesuffix(".py") for p in PACKAGE.iterdir()}
     assert set(LOWER) | set(UPPER) <= present
+
+
+def root_imports() -> list[str]:
+    """Modules inside the package that import the package root (``import contrastkit``, ``from contrastkit import
+    x``): the root only re-exports, so a module that needs ``load_encoder`` imports it from where it is defined."""
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path == PACKAGE / "__init__.py":
+            continue
+        bad += [f"{path.relative_to(PACKAGE)}:{line}" for line, name in imported_modules(path) if name == "contrastkit"]
+    return bad
+
+
+def test_nothing_inside_the_package_imports_its_root():
+    assert root_imports() == []
+
+
+def test_the_root_import_walk_sees_both_forms(tmp_path, monkeypatch):
+    package = tmp_path / "contrastkit"
+    (package / "eval").mkdir(parents=True)
+    (package / "__init__.py").write_text("from contrastkit.eval import x\n")
+    source = "def f():\n    import contrastkit\n    from contrastkit import load_encoder\n"
+    (package / "eval" / "a.py").write_text(source)
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", package)
+    assert root_imports() == ["eval/a.py:2", "eval/a.py:3"]

@@ -15,8 +15,8 @@ MARKERS = ("embed.json", "embeddings.npy", "manifest.json", "job.json")  # a fol
 
 def run_embed(args: argparse.Namespace) -> int:
     """`contrastkit embed`: one folder, or shards (``--shard-size`` or under torchrun) with a manifest."""
-    import contrastkit
     from contrastkit.backbones.encoder import ImageEncoder, SequenceEncoder
+    from contrastkit.backbones.encoder_file import load_encoder
     from contrastkit.index.embedding_shards import process_rank
 
     rank, world = process_rank()
@@ -24,7 +24,7 @@ def run_embed(args: argparse.Namespace) -> int:
         raise ValueError(f"--shard-size must be >= 1, got {args.shard_size}")
     sharded = args.shard_size is not None or world > 1
     target = _shard_folder(args, world) if sharded else _one_folder(args)  # refused before anything is read
-    encoder = contrastkit.load_encoder(args.encoder)
+    encoder = load_encoder(args.encoder)
     if isinstance(encoder, SequenceEncoder):
         raise ValueError(
             f"{args.encoder}: a sequence encoder (from a CPC run); embed reads images and texts: in Python, "

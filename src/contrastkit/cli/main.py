@@ -98,9 +98,8 @@ def _eval(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    import contrastkit
     from contrastkit.backbones.encoder import ImageEncoder
-    from contrastkit.backbones.encoder_file import build_encoder
+    from contrastkit.backbones.encoder_file import build_encoder, load_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
     from contrastkit.data.labelled import FixedSizeImages, has_test_split, hold_out, take
     from contrastkit.eval import evaluate_encoder, format_report
@@ -109,7 +108,7 @@ def _eval(args: argparse.Namespace) -> int:
     report = None
     if args.json:  # refused before anything is read
         report = OutputTarget(args.json, [args.encoder, args.data], args.overwrite, option="--json")
-    encoder = contrastkit.load_encoder(args.encoder)
+    encoder = load_encoder(args.encoder)
     info = encoder.encoder_info
     if not isinstance(encoder, ImageEncoder):
         raise ValueError(

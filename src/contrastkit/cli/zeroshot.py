@@ -26,13 +26,13 @@ def run_zeroshot(
         split: the built-in data set's split.
         limit: images scored (a fixed random subset when the data has more).
     """
-    import contrastkit
     from contrastkit.backbones.encoder import ImageTextEncoder
+    from contrastkit.backbones.encoder_file import load_encoder
     from contrastkit.data import ArrayImageDataset, load_dataset
     from contrastkit.data.labelled import FixedSizeImages, has_test_split, take
     from contrastkit.eval.zero_shot import zero_shot
 
-    encoder = contrastkit.load_encoder(encoder_path)
+    encoder = load_encoder(encoder_path)
     info = encoder.encoder_info
     if not isinstance(encoder, ImageTextEncoder):
         raise ValueError(
