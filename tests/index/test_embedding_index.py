@@ -86,3 +86,58 @@ def test_bad_input(tmp_path):
     (tmp_path / "junk.faiss").write_bytes(b"junk")
     with pytest.raises(ValueError, match="not a contrastkit index"):
         EmbeddingIndex.load(tmp_path / "junk.faiss")
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_k_is_clamped_to_the_index_size(kind):
+    import time
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    gallery, queries = rng.normal(size=(300, 16)), rng.normal(size=(2, 16))
+    index = EmbeddingIndex(16, kind=kind, nlist=4, nprobe=4)
+    index.add(gallery)
+    tracemalloc.start()
+    start = time.perf_counter()
+    huge = index.search(queries, k=10**9)  # unclamped: 12 GB of scores and ids per query
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert huge.ids.shape == huge.scores.shape == (2, 300) and seconds < 5 and peak < 10 * 2**20
+    ref_scores, ref_ids = brute_force(gallery, queries, 300)  # every row, best first
+    if kind == "exact":
+        np.testing.assert_array_equal(huge.ids, ref_ids)
+        np.testing.assert_allclose(huge.scores, ref_scores, atol=1e-5)
+    for ids in huge.ids:  # an approximate index may miss a few rows (id -1), never repeat one
+        found = ids[ids >= 0]
+        assert len(set(found)) == len(found) >= 270
+    assert index.search(queries, k=300).ids.shape == (2, 300) and index.search(queries, k=7).ids.shape == (2, 7)
+    for bad in (0, -1, 2.5, "3", True):
+        with pytest.raises(ValueError, match="k must be"):
+            index.search(queries, k=bad)
+
+
+def test_k_is_clamped_when_reranking_from_the_vectors():
+    import faiss
+
+    class Vectors:  # what attach_vectors reads: len, dim and rows by position
+        def __init__(self, x: np.ndarray) -> None:
+            self.x, self.dim = x, x.shape[1]
+
+        def __len__(self) -> int:
+            return len(self.x)
+
+        def take(self, rows: np.ndarray) -> np.ndarray:
+            return self.x[rows]
+
+    rng = np.random.default_rng(5)
+    gallery = rng.normal(size=(300, 16)).astype(np.float32)
+    index = EmbeddingIndex(16, kind="ivfpq", nlist=4, nprobe=4, pq_m=4)
+    faiss.downcast_index(faiss.extract_index_ivf(index.index)).do_polysemous_training = False  # 14 s -> 0.3 s
+    index.train(gallery)
+    index.add(gallery)
+    index.attach_vectors(Vectors(gallery), rerank=10)
+    found = index.search(gallery[:2], k=10**9)  # k x rerank candidates, clamped too
+    assert found.ids.shape == (2, 300) and (found.ids[:, 0] == [0, 1]).all()
+    _, ref_ids = brute_force(gallery, gallery[:2], 300)
+    np.testing.assert_array_equal(found.ids, ref_ids)  # every row, ordered by the exact vectors

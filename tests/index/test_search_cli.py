@@ -40,6 +40,12 @@ def test_embed_build_search_round_trip(tmp_path, capsys):
     assert rank == "1" and path.endswith("img07.png") and float(score) == pytest.approx(1.0, abs=1e-4)
     scores = [float(line.split()[1]) for line in lines]
     assert scores == sorted(scores, reverse=True)
+    query = ["search", str(tmp_path / "gallery.faiss"), "--image", str(folder / "img07.png")]
+    assert main([*query, "-k", "1000000000"]) == 0  # clamped to the index size: every row, printed once
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 20 and len({line.split()[2] for line in lines}) == 20
+    assert main([*query, "-k", "0"]) == 2
+    assert "-k must be >= 1, got 0" in capsys.readouterr().err
     assert main(["search", str(tmp_path / "gallery.faiss"), "--text", "a shoe"]) == 2
     assert "image-only encoder cannot embed text" in capsys.readouterr().err
     assert main(["index", "build", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.faiss")]) == 2

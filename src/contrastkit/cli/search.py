@@ -61,7 +61,9 @@ def _index_build(args: argparse.Namespace) -> int:
 def _search(args: argparse.Namespace) -> int:
     from contrastkit.index.search import search_image, search_text
 
-    if args.text is not None:
+    if args.k < 1:
+        raise ValueError(f"-k must be >= 1, got {args.k}")
+    if args.text is not None:  # k is clamped to the index size: -k 1000000000 prints every row, no more
         results = search_text(args.index, args.text, args.k, args.encoder)
     else:
         results = search_image(args.index, args.image, args.k, args.encoder)
@@ -71,11 +73,18 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from contrastkit.index.search_service import serve
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be between 1 and 65535, got {args.port}")
-    serve(args.index, args.encoder, args.host, args.port, args.image_root)
+    if not args.rate_limit >= 0:
+        raise ValueError(f"--rate-limit must be >= 0 requests per second (0: no limit), got {args.rate_limit}")
+    if args.max_batch < 1:
+        raise ValueError(f"--max-batch must be >= 1 (1: no batching), got {args.max_batch}")
+    token = args.token if args.token is not None else os.environ.get("CONTRASTKIT_SERVE_TOKEN") or None
+    serve(args.index, args.encoder, args.host, args.port, args.image_root, token, args.rate_limit, args.max_batch)
     return 0
 
 
@@ -126,4 +135,13 @@ def add_search_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     root_help = "folder whose image files may be shown as thumbnails (default: the common folder of image-path ids)"
     p.add_argument("--image-root", default=None, help=root_help)
+    token_help = (
+        "require Authorization: Bearer TOKEN on every request but the page's (default: the environment "
+        "variable CONTRASTKIT_SERVE_TOKEN, which other users cannot read from the process list; none: open)"
+    )
+    p.add_argument("--token", default=None, help=token_help)
+    rate_help = "requests per second per client address, bursts of twice that (default 0: no limit)"
+    p.add_argument("--rate-limit", type=float, default=0.0, help=rate_help)
+    batch_help = "most concurrent queries embedded by one encoder call (default 64; 1: one at a time)"
+    p.add_argument("--max-batch", type=int, default=64, help=batch_help)
     p.set_defaults(func=_serve)

@@ -19,8 +19,8 @@ MISSING = np.finfo(np.float32).min  # the score FAISS gives a missing result (-1
 class SearchResult:
     """The ``k`` best gallery rows for each query, best first."""
 
-    scores: np.ndarray  # (M, k) float32 cosine similarities (inner products of normalised vectors)
-    ids: np.ndarray  # (M, k) int64 row ids in the index (-1 where fewer than k rows exist)
+    scores: np.ndarray  # (M, k') float32 cosine similarities (inner products of normalised vectors)
+    ids: np.ndarray  # (M, k') int64 row ids in the index (-1 where an approximate index found fewer than k')
 
 
 def _as_vectors(name: str, x: Any, dim: int | None = None) -> np.ndarray:
@@ -36,6 +36,15 @@ def _as_vectors(name: str, x: Any, dim: int | None = None) -> np.ndarray:
         bad = int((~np.isfinite(a)).any(axis=1).sum())
         raise ValueError(f"{name} has NaN or infinite values in {bad} of {a.shape[0]} rows")
     return a
+
+
+def check_k(k: Any) -> int:
+    """``k`` as an int when it is a whole number >= 1; anything else is refused with a one-line message."""
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return int(k)
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
@@ -162,16 +171,23 @@ class EmbeddingIndex:
         self.vectors, self.params["rerank"] = vectors, int(rerank)
 
     def search(self, queries: Any, k: int = 10) -> SearchResult:
-        """The ``k`` most similar rows to each of ``(M, D)`` queries (cosine similarity, best first)."""
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+        """The ``k`` most similar rows to each of ``(M, D)`` queries (cosine similarity, best first).
+
+        ``k`` is clamped to the index size: the result has ``k' = min(k, len(self))`` columns, so a search allocates
+        for what it can return, never for ``k`` itself (``k = 10**9`` on 1,000 rows returns ``(M, 1000)``). For
+        ``k <= len(self)`` the shape is ``(M, k)`` as before. An approximate index (IVF, HNSW) may still find fewer
+        than ``k'`` rows for a query: those slots hold id -1 (and the lowest float32 score). ``k < 1`` is refused.
+        """
+        k = check_k(k)
         if len(self) == 0:
             raise ValueError("the index is empty: add embeddings before searching")
+        k = min(k, len(self))
         q = _normalise(_as_vectors("queries", queries, self.dim))
         if self.vectors is None or not self.params["rerank"]:
             scores, ids = self.index.search(q, k)
             return SearchResult(scores, ids)
-        _, candidates = self.index.search(q, k * self.params["rerank"])  # (M, k * rerank) by their codes
+        depth = min(k * self.params["rerank"], len(self))
+        _, candidates = self.index.search(q, depth)  # (M, depth) by their codes
         found = candidates >= 0
         rows, where = np.unique(candidates[found], return_inverse=True)
         full = _normalise(self.vectors.take(rows))  # (R, D) each distinct candidate read once

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from contrastkit.index.embedding_index import EmbeddingIndex
+from contrastkit.index.embedding_index import EmbeddingIndex, check_k
 
 CHUNK = 100_000
 
@@ -97,25 +97,52 @@ def load_index(index_path: str | os.PathLike) -> EmbeddingIndex:
     return index
 
 
-def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tuple[EmbeddingIndex, Any]:
-    """The index and the encoder that embeds its queries (``encoder``, else the one recorded with the index)."""
+def query_encoder(index_path: str | os.PathLike, index: EmbeddingIndex, encoder: str | None) -> Any:
+    """The encoder that embeds queries of the index at ``index_path``: ``encoder``, else the one recorded with the
+    index, else None. One whose embeddings have another dimension than the index's is refused here, before any
+    query, by one line naming both files and both dimensions (``contrastkit search`` and ``contrastkit serve``)."""
     from contrastkit.backbones.encoder_file import load_encoder
 
-    index = load_index(index_path)
-    source = json.loads(Path(str(index_path) + ".source.json").read_text(encoding="utf-8"))
-    encoder_path = encoder or source.get("encoder_path")
+    source = Path(str(index_path) + ".source.json")
+    encoder_path = encoder or (
+        json.loads(source.read_text(encoding="utf-8")).get("encoder_path") if source.is_file() else None
+    )
     if not encoder_path:
+        return None
+    model = load_encoder(encoder_path)
+    if int(model.feature_dim) != index.dim:
+        raise ValueError(
+            f"the encoder {encoder_path} gives {model.feature_dim}-dimensional embeddings but the index {index_path} "
+            f"holds {index.dim}-dimensional ones: pass the --encoder whose embeddings the index was built from"
+        )
+    return model
+
+
+def _index_and_encoder(index_path: str | os.PathLike, encoder: str | None) -> tuple[EmbeddingIndex, Any]:
+    """The index and the encoder that embeds its queries (``encoder``, else the one recorded with the index)."""
+    index = load_index(index_path)
+    model = query_encoder(index_path, index, encoder)
+    if model is None:
         raise ValueError(f"{index_path}: no encoder recorded for this index; pass --encoder ENCODER")
-    return index, load_encoder(encoder_path)
+    return index, model
+
+
+def _ranked(index_path: str | os.PathLike, index: EmbeddingIndex, features: Any, k: int) -> list[tuple]:
+    """``[(score, id), ...]`` of the ``min(k, len(index))`` rows nearest to one query's ``(1, D)`` features."""
+    result = index.search(features, k)  # (1, k'): k clamped to the index size
+    ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
+    return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]
 
 
 def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
-    """The ``k`` rows most similar to ``image``: ``[(score, id), ...]``, best first."""
+    """The ``k`` rows most similar to ``image``: ``[(score, id), ...]``, best first; all of them when the index holds
+    fewer than ``k`` (``k`` is clamped to the index size, so a huge ``k`` costs no memory). ``k < 1`` is refused."""
     import torch
 
     from contrastkit.backbones.encoder import ImageEncoder
     from contrastkit.data.skip_report import Skipped, load_image_or_skip
 
+    check_k(k)
     index, model = _index_and_encoder(index_path, encoder)
     if not isinstance(model, ImageEncoder):
         raise ValueError(
@@ -126,18 +153,18 @@ def search_image(index_path: str | os.PathLike, image: str, k: int = 10, encoder
         raise ValueError(f"{image}: {picture.reason} ({picture.detail})")
     with torch.no_grad():
         features = model.encode_image(model.preprocess(picture)[None])  # (1, D)
-    result = index.search(features, k)
-    ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
-    return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]
+    return _ranked(index_path, index, features, k)
 
 
 def search_text(index_path: str | os.PathLike, text: str, k: int = 10, encoder: str | None = None) -> list[tuple]:
-    """The ``k`` rows most similar to ``text``: ``[(score, id), ...]``, best first. The index's encoder must have a
-    text tower: a clip run's (text queries against image embeddings) or a text-pairs run's (against texts)."""
+    """The ``k`` rows most similar to ``text``: ``[(score, id), ...]``, best first (``k`` clamped to the index size,
+    as in :func:`search_image`). The index's encoder must have a text tower: a clip run's (text queries against image
+    embeddings) or a text-pairs run's (against texts)."""
     import torch
 
     from contrastkit.backbones.encoder import TextEncoder
 
+    check_k(k)
     if not text.strip():
         raise ValueError("--text is empty: give a query sentence")
     index, model = _index_and_encoder(index_path, encoder)
@@ -148,6 +175,4 @@ def search_text(index_path: str | os.PathLike, text: str, k: int = 10, encoder: 
         )
     with torch.no_grad():
         features = model.encode_text([text])  # (1, D)
-    result = index.search(features.float(), k)
-    ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
-    return [(float(s), ids[i]) for s, i in zip(result.scores[0], result.ids[0], strict=True) if i >= 0]
+    return _ranked(index_path, index, features.float(), k)

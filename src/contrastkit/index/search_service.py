@@ -4,29 +4,42 @@ Endpoints: ``GET /search?text=...&k=10``, ``POST /search`` (an image file, form 
 /neighbours/{id}`` (the rows nearest to an indexed row, by its id), ``GET /thumbnail?path=...`` (an indexed image
 under the allowed root, nothing outside it), ``GET /health`` and ``GET /`` (the page). A bad request gets a 4xx with
 ``{"error": "..."}``; an unexpected failure a 500 with a one-line message, never a traceback.
+
+Under hostile input: ``k`` is clamped to the index size (and at most ``MAX_K``); a body over ``MAX_BODY`` bytes is
+refused while it streams in (:class:`~contrastkit.index.body_limit.BodyLimit`); an image of more than 40 megapixels
+is refused from its header, before decoding (:func:`~contrastkit.index.query_image.read_query_image`); an encoder
+whose dimension differs from the index's is refused at start. Concurrent queries are embedded together
+(:class:`~contrastkit.index.query_batcher.QueryBatcher`). Optional: a bearer token
+(:class:`~contrastkit.index.bearer_token.BearerToken`) and a per-client rate limit
+(:class:`~contrastkit.index.rate_limit.RateLimit`).
 """
 
-import io
+# no `from __future__ import annotations`: FastAPI reads the endpoints' annotations (File, UploadFile) at runtime
+import asyncio
 import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import torch
 
-from contrastkit.index.search import load_index
+from contrastkit.index.embedding_index import EmbeddingIndex
+from contrastkit.index.query_batcher import QueryBatcher
+from contrastkit.index.query_image import read_query_image
+from contrastkit.index.request_error import RequestError
+from contrastkit.index.search import load_index, query_encoder
+
+__all__ = ["MAX_BODY", "MAX_K", "MAX_UPLOAD", "RequestError", "SearchService", "create_app", "serve"]
 
 MAX_K = 1000  # results per query
 MAX_UPLOAD = 20 * 1024 * 1024  # bytes of an uploaded query image
+MAX_BODY = MAX_UPLOAD + 64 * 1024  # bytes of a request body: the image and its multipart form around it
+MAX_TEXT = 10_000  # characters of a text query
+MAX_BATCH = 64  # queries embedded together
+TEXT_CHUNK = 32  # texts per encoder call within a batch, sorted by length
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
-
-
-class RequestError(ValueError):
-    """A request the service refuses: its HTTP status and a message for the client."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class SearchService:
@@ -35,23 +48,23 @@ class SearchService:
 
     Args:
         index_path: an index written by ``contrastkit index build`` (ids and encoder recorded beside it).
-        encoder: the encoder file that embeds queries (default: the one recorded with the index).
+        encoder: the encoder file that embeds queries (default: the one recorded with the index); one whose
+            dimension differs from the index's is refused here, at start.
         image_root: ids that are image files under this folder get thumbnails; None: the common folder of the
             ids when they are absolute image paths, else no thumbnails.
+        max_batch: most concurrent queries embedded by one encoder call (1: one at a time).
     """
 
-    def __init__(self, index_path: str | os.PathLike, encoder: str | None = None, image_root: str | None = None):
-        import json
-
-        from contrastkit.backbones.encoder_file import load_encoder
-
+    def __init__(
+        self,
+        index_path: str | os.PathLike,
+        encoder: str | None = None,
+        image_root: str | None = None,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
         self.index_path = Path(index_path)
-        self.index = load_index(index_path)
-        source = Path(str(index_path) + ".source.json")
-        encoder = encoder or (
-            json.loads(source.read_text(encoding="utf-8")).get("encoder_path") if source.is_file() else None
-        )
-        self.encoder = load_encoder(encoder) if encoder else None  # None: neighbours of rows only
+        self.index: EmbeddingIndex = load_index(index_path)
+        self.encoder = query_encoder(index_path, self.index, encoder)  # None: neighbours of rows only
         self.ids = Path(str(index_path) + ".ids.txt").read_text(encoding="utf-8").splitlines()
         if len(self.ids) != len(self.index):
             raise ValueError(f"{index_path}: {len(self.ids)} ids for {len(self.index)} vectors")
@@ -61,6 +74,8 @@ class SearchService:
 
             faiss.extract_index_ivf(self.index.index).make_direct_map()
         self.image_root = Path(image_root).resolve() if image_root else _common_image_root(self.ids)
+        self.text_batcher = QueryBatcher(self._encode_texts, max_batch) if self.embeds_text else None
+        self.image_batcher = QueryBatcher(self._encode_images, max_batch) if self.embeds_images else None
 
     @property
     def embeds_text(self) -> bool:
@@ -86,48 +101,66 @@ class SearchService:
             "thumbnails": self.image_root is not None,
         }
 
-    def _results(self, features: torch.Tensor | np.ndarray, k: int, skip: int | None = None) -> list[dict]:
-        k = _check_k(k)
-        found = self.index.search(features, min(k + (skip is not None), len(self.index)))
+    def results(self, features: np.ndarray, k: int, skip: int | None = None) -> list[dict]:
+        """The ``k`` rows nearest to ``(1, D)`` features (all of them when the index holds fewer), row ``skip``
+        left out."""
+        found = self.index.search(features, k + (skip is not None))  # (1, k'): clamped to the index size
         rows = [(float(s), int(i)) for s, i in zip(found.scores[0], found.ids[0], strict=True) if i >= 0 and i != skip]
         return [
             {"rank": r + 1, "id": self.ids[i], "score": s, "thumbnail": self.thumbnail_url(self.ids[i])}
             for r, (s, i) in enumerate(rows[:k])
         ]
 
-    def search_text(self, text: str, k: int = 10) -> list[dict]:
+    def _encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Embeddings ``(B, D)`` of a batch of text queries, encoded in chunks of similar length: each chunk is
+        padded to its own longest text, not the batch's (a text's embedding does not depend on its companions)."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        features = torch.empty(len(texts), self.encoder.feature_dim)  # (B, D)
+        for start in range(0, len(order), TEXT_CHUNK):
+            rows = order[start : start + TEXT_CHUNK]
+            features[rows] = self.encoder.encode_text([texts[i] for i in rows]).float()  # (c, D)
+        return features
+
+    def _encode_images(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.encoder.encode_image(torch.stack(list(images))).float()  # (B, C, S, S) -> (B, D)
+
+    def check_text(self, text: str) -> None:
+        """Refuse a text query this service cannot or will not embed."""
         if not self.embeds_text:
             what = "embeds images only: search it with an image" if self.encoder else "is unknown: no text queries"
             raise RequestError(400, f"this index's encoder {what}")
         if not text or not text.strip():
             raise RequestError(400, "text is empty: give a query sentence")
-        if len(text) > 10000:
-            raise RequestError(400, f"text is {len(text)} characters long; at most 10000")
-        with torch.no_grad():
-            features = self.encoder.encode_text([text]).float()  # (1, D)
-        return self._results(features, k)
+        if len(text) > MAX_TEXT:
+            raise RequestError(400, f"text is {len(text)} characters long; at most {MAX_TEXT}")
 
-    def search_image(self, data: bytes, k: int = 10) -> list[dict]:
-        from PIL import Image, UnidentifiedImageError
+    async def search_text(self, text: str, k: int = 10) -> list[dict]:
+        """The ``k`` rows nearest to ``text``, embedded together with the text queries that arrive with it."""
+        k = _check_k(k)
+        self.check_text(text)
+        features = await self.text_batcher.embed(text)  # (D,)
+        return await asyncio.to_thread(self.results, features[None], k)
 
+    def prepare_image(self, data: bytes) -> torch.Tensor:
+        """An uploaded image as the encoder's input ``(C, S, S)``; refused (4xx) when it is not one or too large."""
         if not self.embeds_images:
             what = "embeds text only: search it with text" if self.encoder else "is unknown: no image queries"
             raise RequestError(400, f"this index's encoder {what}")
-        if not data:
-            raise RequestError(400, "the uploaded image is empty")
         if len(data) > MAX_UPLOAD:
             raise RequestError(413, f"the uploaded image has {len(data)} bytes; at most {MAX_UPLOAD}")
-        try:
-            with Image.open(io.BytesIO(data)) as picture:
-                picture.load()
-                image = picture.copy()
-        except (UnidentifiedImageError, OSError, ValueError) as e:
-            raise RequestError(400, f"the upload is not a readable image ({type(e).__name__})") from None
-        with torch.no_grad():
-            features = self.encoder.encode_image(self.encoder.preprocess(image)[None])  # (1, D)
-        return self._results(features, k)
+        preprocess = self.encoder.preprocess
+        pixels = read_query_image(data, preprocess.in_chans, preprocess.size)  # (C, H, W) uint8
+        return preprocess(pixels)  # (C, S, S)
+
+    async def search_image(self, data: bytes, k: int = 10) -> list[dict]:
+        """The ``k`` rows nearest to an uploaded image, embedded together with the images that arrive with it."""
+        k = _check_k(k)
+        image = await asyncio.to_thread(self.prepare_image, data)  # (C, S, S)
+        features = await self.image_batcher.embed(image)  # (D,)
+        return await asyncio.to_thread(self.results, features[None], k)
 
     def neighbours(self, name: str, k: int = 10) -> list[dict]:
+        k = _check_k(k)
         row = self.row_of.get(name)
         if row is None:
             raise RequestError(404, f"no indexed row has the id {name!r}")
@@ -135,7 +168,7 @@ class SearchService:
             vector = self.index.vectors.take(np.array([row]))  # (1, D)
         else:
             vector = self.index.index.reconstruct(row)[None]  # (1, D), already normalised
-        return self._results(vector, k, skip=row)
+        return self.results(vector, k, skip=row)
 
     def thumbnail_url(self, name: str) -> str | None:
         if self.image_root is None or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
@@ -172,15 +205,25 @@ def _common_image_root(ids: list[str]) -> Path | None:
     return Path(os.path.commonpath([os.path.dirname(i) for i in ids])).resolve()
 
 
-def create_app(service: SearchService):
-    """The FastAPI application serving ``service``."""
+def create_app(service: SearchService, token: str | None = None, rate_limit: float = 0.0):
+    """The FastAPI application serving ``service``: bodies over ``MAX_BODY`` refused while streaming, and with
+    ``token`` every request but the page's needs ``Authorization: Bearer TOKEN``; ``rate_limit`` > 0 allows each
+    client address that many requests per second (0: no limit)."""
     from fastapi import FastAPI, File, Query, Request, UploadFile
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 
+    from contrastkit.index.bearer_token import BearerToken
+    from contrastkit.index.body_limit import BodyLimit
+    from contrastkit.index.rate_limit import RateLimit
     from contrastkit.index.search_page import PAGE
 
-    app = FastAPI(title="contrastkit search", docs_url=None, redoc_url=None)
+    app = FastAPI(title="contrastkit search", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY)  # the last added runs first: rate limit, token, body size
+    if token is not None:
+        app.add_middleware(BearerToken, token=token)
+    if rate_limit > 0:
+        app.add_middleware(RateLimit, rate=rate_limit)
 
     @app.exception_handler(RequestError)
     async def refused(_: Request, error: RequestError) -> JSONResponse:
@@ -204,13 +247,13 @@ def create_app(service: SearchService):
         return service.health()
 
     @app.get("/search")
-    def search_text(text: str = Query(""), k: int = Query(10)) -> dict[str, Any]:
-        return {"query": text, "results": service.search_text(text, k)}
+    async def search_text(text: str = Query(""), k: int = Query(10)) -> dict[str, Any]:
+        return {"query": text, "results": await service.search_text(text, k)}
 
     @app.post("/search")
     async def search_image(image: Annotated[UploadFile, File()], k: int = Query(10)) -> dict[str, Any]:
         data = await image.read(MAX_UPLOAD + 1)
-        return {"query": image.filename, "results": service.search_image(data, k)}
+        return {"query": image.filename, "results": await service.search_image(data, k)}
 
     @app.get("/neighbours/{name:path}")
     def neighbours(name: str, k: int = Query(10)) -> dict[str, Any]:
@@ -223,8 +266,17 @@ def create_app(service: SearchService):
     return app
 
 
-def serve(index_path: str, encoder: str | None, host: str, port: int, image_root: str | None) -> None:
-    """Load the index and encoder, then serve until interrupted."""
+def serve(
+    index_path: str,
+    encoder: str | None,
+    host: str,
+    port: int,
+    image_root: str | None,
+    token: str | None = None,
+    rate_limit: float = 0.0,
+    max_batch: int = MAX_BATCH,
+) -> None:
+    """Load the index and encoder (refusing an encoder of another dimension), then serve until interrupted."""
     import importlib.util
 
     missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
@@ -235,6 +287,14 @@ def serve(index_path: str, encoder: str | None, host: str, port: int, image_root
         )
     import uvicorn
 
-    service = SearchService(index_path, encoder, image_root)
+    if token is not None:
+        from contrastkit.index.bearer_token import check_token
+
+        check_token(token)
+    service = SearchService(index_path, encoder, image_root, max_batch)
+    app = create_app(service, token, rate_limit)
+    if token is None and host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"note: serving on {host} without a token: anyone who can reach the port can query the index "
+              "(--token or CONTRASTKIT_SERVE_TOKEN)", file=sys.stderr)  # fmt: skip
     print(f"serving {len(service.index)} vectors of {index_path} on http://{host}:{port}/ (Ctrl-C stops)", flush=True)
-    uvicorn.run(create_app(service), host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
