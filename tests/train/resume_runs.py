@@ -1,10 +1,12 @@
 """Tiny runs of SimCLR, MoCo (queue) and DINO (teacher, centre) with mid-epoch checkpoints, for the resume tests;
 run as a script (one process, or under torchrun) it trains one and can SIGKILL itself at a given step.
 
-Usage: python resume_runs.py OUT_DIR METHOD PROCESSES KILL_AT_STEP [resume | lose-rank-1]   (KILL_AT_STEP 0: never)
+Usage: python resume_runs.py OUT_DIR METHOD PROCESSES KILL_AT_STEP [resume | lose-rank-1] [KEY=VALUE ...]
+(KILL_AT_STEP 0: never)
 
 ``resume`` adds ``resume=last``; ``lose-rank-1`` kills only process 1, and only in the job's first attempt (under
-``torchrun --max-restarts``, the restarted job must then continue by itself).
+``torchrun --max-restarts``, the restarted job must then continue by itself). ``KEY=VALUE`` arguments are config
+overrides, e.g. :data:`EPOCH_END_ONLY` (checkpoints at epoch ends only, a run that ends by ``max_steps``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ import lightning.pytorch as pl
 from contrastkit.train.config import RunConfig, load_config
 
 STEPS_PER_EPOCH = 8  # trainer.limit_train_batches
+# only epoch-end checkpoints (as short runs with the default 15-minute clock have), and a run ended by max_steps
+# (Lightning's iteration-based loop): 20 steps, the last 4 in epoch 2
+EPOCH_END_ONLY = ("trainer.checkpoint_every_n_steps=0", "trainer.checkpoint_every_minutes=0", "trainer.max_epochs=3",
+                  "trainer.max_steps=20")  # fmt: skip
 METHODS: dict[str, dict[str, Any]] = {
     "simclr": {"name": "simclr", "hidden_dim": 64, "projection_dim": 32, "temperature": 0.5},
     "moco": {"name": "moco", "hidden_dim": 64, "projection_dim": 32, "temperature": 0.5, "queue_size": 256},
@@ -73,8 +79,8 @@ if __name__ == "__main__":
     from contrastkit.train.fit import train
 
     out, method, processes, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    mode = sys.argv[5] if len(sys.argv) > 5 else ""
-    extra = ["resume=last"] if mode == "resume" else []
+    mode = next((a for a in sys.argv[5:] if "=" not in a), "")
+    extra = [a for a in sys.argv[5:] if "=" in a] + (["resume=last"] if mode == "resume" else [])
     first_attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0"
     kill = [KillAt(kill_at, 1 if mode == "lose-rank-1" else None)] if kill_at and first_attempt else []
     train(resume_config(out, method, processes, *extra), callbacks=kill)

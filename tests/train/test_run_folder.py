@@ -77,7 +77,11 @@ def test_a_truncated_checkpoint_is_refused_by_name_and_nothing_is_replaced(finis
 def test_a_run_that_trained_nothing_saves_no_interrupted_checkpoint(tmp_path, capsys):
     saved = []
     trainer = SimpleNamespace(
-        global_step=7, save_checkpoint=saved.append, is_global_zero=True, datamodule=None, world_size=1
+        global_step=7,
+        save_checkpoint=lambda path, weights_only=None: saved.append(path),
+        is_global_zero=True,
+        datamodule=None,
+        world_size=1,
     )
     callback = InterruptCheckpoint(tmp_path / "interrupted.ckpt")
     callback.on_exception(trainer, None, RuntimeError("failed while loading"))  # before training started

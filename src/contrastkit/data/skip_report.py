@@ -192,6 +192,28 @@ def check_not_empty(dataset: Any, name: str | None = None) -> None:
     raise ValueError(f"data set {label} has no usable samples ({skipped} skipped as unreadable): nothing to train on")
 
 
+def check_some_readable(dataset: Any, label: str, what: str = "images") -> None:
+    """Raise before training when no sample of a map-style data set can be read (a folder of corrupt files).
+
+    Samples are read in order until the first usable one: one read for a healthy folder, every file for a folder
+    whose files are all bad (each of them would fail in training anyway).
+
+    Raises:
+        ValueError: ``"LABEL: none of the N images could be read (first: NAME: WHY)"``.
+    """
+    first: Skipped | None = None
+    for index in range(len(dataset)):
+        item = dataset[index]
+        if not isinstance(item, Skipped):
+            return
+        first = first or item
+    if first is None:
+        raise ValueError(f"{label}: no {what} to train on")
+    name = first.path.replace("\\", "/").rsplit("/", 1)[-1]
+    why = re.sub(r" '[^']*'$", "", first.detail) if first.detail else first.reason  # the path is named already
+    raise ValueError(f"{label}: none of the {len(dataset)} {what} could be read (first: {name}: {why})")
+
+
 class SkipReport:
     """Accumulates the samples skipped in the main process, one epoch at a time."""
 

@@ -21,7 +21,7 @@ from contrastkit.data.labelled import FixedSizeImages, Labelled, hold_out, image
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
 from contrastkit.data.shard_epochs import ShardEpochs, count_shard_samples
-from contrastkit.data.skip_report import Skipped, check_not_empty
+from contrastkit.data.skip_report import Skipped, check_not_empty, check_some_readable
 from contrastkit.data.webdataset_shards import WebDatasetShards
 from contrastkit.train.config import DataConfig
 
@@ -162,6 +162,8 @@ class RunDataModule(pl.LightningDataModule):
             options["root"] = config.root
         train = load_dataset(source, split="train", download=config.download, **options)
         check_not_empty(train, source)
+        if config.path is not None and not isinstance(train, WebDatasetShards | ArrayImageDataset):
+            check_some_readable(train, f"data.path={config.path}")  # not a folder of only corrupt files
         self.stream = train if isinstance(train, WebDatasetShards) else None  # tar shards, read as a stream
         if self.stream is None and (not hasattr(train, "__getitem__") or not hasattr(train, "__len__")):
             raise ValueError(

@@ -7,7 +7,6 @@ import copy
 import errno
 import importlib.util
 import json
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -23,53 +22,18 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from contrastkit.backbones import save_encoder
 from contrastkit.methods import Method, get_method
-from contrastkit.train.checkpoint_io import AtomicCheckpointIO
+from contrastkit.train.checkpoint_io import AtomicCheckpointIO, no_space_error, out_of_space
 from contrastkit.train.config import ConfigError, RunConfig, TrainerConfig, config_to_dict
+from contrastkit.train.interrupt import InterruptCheckpoint
 from contrastkit.train.run_folder import (
     check_resume,
     connect_restarted_job,
     continue_after_restart,
     refuse_earlier_run,
     remove_earlier_run,
+    remove_outputs,
 )
 from contrastkit.train.tasks import build_method, build_views, encoder_info, get_task
-
-
-class InterruptCheckpoint(pl.Callback):
-    """Saves ``path`` when training stops on an exception or Ctrl-C (the epoch checkpoints stay untouched).
-
-    Unlike Lightning's ``OnExceptionCheckpoint`` it does not make ``fit`` resume from it implicitly: a run resumes
-    only when ``resume`` says so. Nothing is saved when the run stopped before training a step (a failed start
-    must not replace an earlier ``interrupted.ckpt`` with an untrained model).
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.start_step: int | None = None  # the step training started at in this session (None: not started)
-
-    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.start_step = trainer.global_step
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        saved = self.start_step is not None and trainer.global_step > self.start_step  # this session trained a step
-        if isinstance(exception, OSError) and exception.errno == errno.ENOSPC:
-            saved = False  # a full disk: another checkpoint would fail too, and hide which file could not be written
-        if saved and trainer.world_size == 1:
-            trainer.save_checkpoint(self.path)
-        elif saved and trainer.is_global_zero:
-            # another process may be gone (a lost worker): no collective, no barrier (it would wait for the dead
-            # peer); process 0 writes the state it holds, the same on every process after the last step
-            trainer.strategy.checkpoint_io.save_checkpoint(trainer._checkpoint_connector.dump_checkpoint(), self.path)
-        if not trainer.is_global_zero:
-            return
-        why = "interrupted" if isinstance(exception, KeyboardInterrupt) else f"stopped by {type(exception).__name__}"
-        last = self.path.with_name("last.ckpt")
-        resume = self.path if saved else last if last.is_file() else None
-        then = f"continue with the same command and resume={resume}" if resume else "no step to keep: start it again"
-        print(f"contrastkit: training {why} at step {trainer.global_step}; {then}", file=sys.stderr)
-        skips = getattr(getattr(trainer, "datamodule", None), "skips", None)
-        if skips is not None and skips.count:
-            print(skips.summary(total=None), file=sys.stderr)
 
 
 @dataclass
@@ -230,6 +194,38 @@ def remove_stale_temporaries(checkpoints: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _is_unexplained_full_disk(error: BaseException) -> bool:
+    """A full disk met by a write other than a checkpoint's (the CSV logs, TensorBoard, config.json): an ENOSPC
+    error that does not say yet what to do (the checkpoint writer's own error does)."""
+    return isinstance(error, OSError) and error.errno == errno.ENOSPC and not str(error.strerror).startswith("no space")
+
+
+def _full_disk_while_training(error: OSError, run_dir: Path) -> OSError:
+    """The one-line error of a full disk met while training by a write other than a checkpoint's."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    kept = "the checkpoints written so far are untouched" if last.is_file() else "no checkpoint was written yet"
+    then = "continue with resume=last" if last.is_file() else "start the run again"
+    path = Path(error.filename) if error.filename else run_dir / "logs"
+    return no_space_error(path, None, f"{path.name} of run {run_dir}", kept, then)
+
+
+def _save_encoder_or_explain(exported: torch.nn.Module, path: Path, info: dict[str, Any]) -> Path:
+    """``save_encoder``; a full disk is one clear error that says the checkpoints are kept and how to write the
+    encoder from them, and no temporary file is left."""
+    try:
+        return save_encoder(exported, path, info)
+    except Exception as e:
+        needed = sum(t.numel() * t.element_size() for t in exported.state_dict().values())
+        if not out_of_space(e, path.parent, needed):
+            raise
+        for leftover in (path.with_name(f".{path.name}.tmp"), path.with_suffix(".json")):
+            if leftover.is_file() and not path.is_file():
+                leftover.unlink()
+        last = path.parent / "checkpoints" / "last.ckpt"
+        then = f"write it with `contrastkit export {last} --out {path}`"
+        raise no_space_error(path, needed, path.name, f"training finished and {last} is kept", then) from None
+
+
 def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Train ``config``'s method; write checkpoints, logs, the encoder file and the final evaluation.
 
@@ -260,21 +256,29 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     if resume is not None:
         check_resume(resume, config, module)  # a checkpoint that does not fit is refused before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    if first:  # one process writes: another would make rank 0 see an earlier run that is this one
-        remove_earlier_run(config)
-        (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
     checkpoints = run_dir / "checkpoints"
-    remove_stale_temporaries(checkpoints)
-    throughput = ThroughputMonitor(batch_size_fn=batch_rows)  # samples/s in logs/metrics.csv (train|...)
-    all_callbacks = [*task.callbacks(), throughput, *callbacks, *checkpoint_callbacks(checkpoints, config.trainer)]
-    trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
-    with known_lightning_warnings_silenced():
-        trainer.fit(module, datamodule=task.data, ckpt_path=resume)
+    trainer: pl.Trainer | None = None
+    try:
+        if first:  # one process writes: another would make rank 0 see an earlier run that is this one
+            remove_earlier_run(config)
+            (run_dir / "config.json").write_text(json.dumps(config_to_dict(config), indent=2) + "\n", encoding="utf-8")
+        remove_stale_temporaries(checkpoints)
+        throughput = ThroughputMonitor(batch_size_fn=batch_rows)  # samples/s in logs/metrics.csv (train|...)
+        all_callbacks = [*task.callbacks(), throughput, *callbacks, *checkpoint_callbacks(checkpoints, config.trainer)]
+        trainer = build_trainer(config, all_callbacks, _loggers(run_dir, resume is not None))
+        with known_lightning_warnings_silenced():
+            trainer.fit(module, datamodule=task.data, ckpt_path=resume)
+    except BaseException as e:
+        if first and resume is None and (trainer is None or trainer.global_step == 0):
+            remove_outputs(run_dir)  # a failed start: nothing of it may block the corrected command
+        if isinstance(e, OSError) and _is_unexplained_full_disk(e):
+            raise _full_disk_while_training(e, run_dir) from None
+        raise
     task.after_fit()
     if not trainer.is_global_zero:
         return TrainResult(run_dir, None, checkpoints / "last.ckpt", task.history(), None)
     exported, _ = task.method.export_module()
-    encoder = save_encoder(exported, run_dir / "encoder.safetensors", info)
+    encoder = _save_encoder_or_explain(exported, run_dir / "encoder.safetensors", info)
     final = task.evaluate(initial) if config.final_eval.enabled else None
     if final is not None:
         (run_dir / "final_eval.json").write_text(json.dumps(final.scores, indent=2) + "\n", encoding="utf-8")
@@ -282,4 +286,13 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", task.history(), final and final.scores)
 
 
-__all__ = ["TrainResult", "build_method", "build_trainer", "build_views", "check_grad_cache", "encoder_info", "train"]
+__all__ = [
+    "InterruptCheckpoint",
+    "TrainResult",
+    "build_method",
+    "build_trainer",
+    "build_views",
+    "check_grad_cache",
+    "encoder_info",
+    "train",
+]

@@ -26,6 +26,7 @@ from contrastkit.losses.validation import NonFiniteError
 from contrastkit.methods import Method, Progress
 from contrastkit.train.config import OptimConfig
 from contrastkit.train.grad_cache import GradCache, average_gradients
+from contrastkit.train.loop_state import continue_after_epoch_end
 from contrastkit.train.optim import SchedulePlan, WarmupCosine, build_optimizer, build_scheduler, plan_schedule
 from contrastkit.views import MultiViews
 
@@ -366,6 +367,7 @@ class LitMethod(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("contrastkit", {})
+        continue_after_epoch_end(checkpoint)  # before Lightning restores its loops from the checkpoint
         self.resume_position = saved.get("data_position")  # read by the batch sampler (mid-epoch resume)
         if "rng" in saved:
             set_rng_state(saved["rng"])

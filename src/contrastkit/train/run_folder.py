@@ -28,7 +28,7 @@ def refuse_earlier_run(config: RunConfig) -> None:
         ConfigError: the folder holds a run and neither ``resume`` nor ``overwrite`` is set.
     """
     found = _run_outputs(config.run_dir)
-    if found and config.resume is None and not config.overwrite:
+    if found and config.resume is None and not config.overwrite and not never_trained(config.run_dir):
         raise ConfigError(
             f"{config.run_dir} holds a run already ({', '.join(found)}): continue it with resume=last, replace it "
             "with overwrite=true, or give this run another name=..."
@@ -78,12 +78,39 @@ def connect_restarted_job(accelerator: str) -> None:
 
 
 def remove_earlier_run(config: RunConfig) -> None:
-    """With ``overwrite=true``, remove the earlier run's outputs (so nothing stale stays beside the new ones); called
-    once everything else has been checked, just before the new run writes."""
-    if config.overwrite:
-        for name in _run_outputs(config.run_dir):
-            path = config.run_dir / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+    """With ``overwrite=true``, remove the earlier run's outputs (so nothing stale stays beside the new ones); without
+    it, a new run (no ``resume``) removes what an attempt that never trained a step left (:func:`never_trained`).
+    Called once everything else has been checked, just before the new run writes."""
+    if config.overwrite or (config.resume is None and never_trained(config.run_dir)):
+        remove_outputs(config.run_dir)
+
+
+def remove_outputs(run_dir: Path) -> None:
+    """Remove the run outputs (:data:`RUN_OUTPUTS`) in ``run_dir``; any other file there is left alone. Also what
+    :func:`~contrastkit.train.fit.train` calls when the run it started failed before its first optimiser step: all
+    it wrote was ``config.json`` and empty folders, which would otherwise block the corrected command."""
+    for name in _run_outputs(run_dir):
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def never_trained(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds only what a start that never trained a step leaves (``config.json`` and empty
+    ``logs`` / ``tensorboard`` / ``checkpoints`` folders, a killed write's temporary at most): no checkpoint, no
+    encoder, no metrics, nothing a resume or a reader could use. Such a folder is not an earlier run."""
+    found = _run_outputs(run_dir)
+    if not found or not set(found) <= {"config.json", "logs", "tensorboard", "checkpoints"}:
+        return False
+    for name in found:
+        folder = run_dir / name
+        if folder.is_dir() and any(p.is_file() and not _temporary(p) for p in folder.rglob("*")):
+            return False
+    return True
+
+
+def _temporary(path: Path) -> bool:
+    """A temporary checkpoint a killed write left (``.last.ckpt.*.tmp``): never a checkpoint."""
+    return path.name.startswith(".") and path.name.endswith(".tmp")
 
 
 def _run_outputs(run_dir: Path) -> list[str]:
