@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from contrastkit.train.config import ConfigError
-from contrastkit.train.fit import InterruptCheckpoint, train
+from contrastkit.train.fit import train
+from contrastkit.train.interrupt import InterruptCheckpoint
 from tests.train.helpers import tiny_config
 
 

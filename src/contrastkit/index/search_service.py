@@ -38,7 +38,8 @@ MAX_UPLOAD = 20 * 1024 * 1024  # bytes of an uploaded query image
 MAX_BODY = MAX_UPLOAD + 64 * 1024  # bytes of a request body: the image and its multipart form around it
 MAX_TEXT = 10_000  # characters of a text query
 MAX_BATCH = 64  # queries embedded together
-TEXT_CHUNK = 32  # texts per encoder call within a batch, sorted by length
+TEXT_CHUNK = 16  # texts per encoder call within a batch, sorted by length (MiniLM on 2 CPU cores: 4.9 ms a text at
+# 16, 5.4 at 32, 6.8 at 64, 10.5 one by one; 2026-12-06)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 
@@ -139,7 +140,7 @@ class SearchService:
         k = _check_k(k)
         self.check_text(text)
         features = await self.text_batcher.embed(text)  # (D,)
-        return await asyncio.to_thread(self.results, features[None], k)
+        return self.results(features[None], k)  # ~0.1 ms: in the event loop, not one thread hop per query
 
     def prepare_image(self, data: bytes) -> torch.Tensor:
         """An uploaded image as the encoder's input ``(C, S, S)``; refused (4xx) when it is not one or too large."""
@@ -157,7 +158,7 @@ class SearchService:
         k = _check_k(k)
         image = await asyncio.to_thread(self.prepare_image, data)  # (C, S, S)
         features = await self.image_batcher.embed(image)  # (D,)
-        return await asyncio.to_thread(self.results, features[None], k)
+        return self.results(features[None], k)  # ~0.1 ms: in the event loop, not one thread hop per query
 
     def neighbours(self, name: str, k: int = 10) -> list[dict]:
         k = _check_k(k)
