@@ -1,6 +1,6 @@
 """Peak memory and time of one SimCLR training step vs the batch size: plain step vs GradCache with a fixed chunk.
 
-GradCache (Gao et al. 2021, arXiv 2101.06983; ``contrastkit.train.grad_cache``) embeds the batch in chunks without a
+GradCache (Gao et al. 2021, arXiv 2101.06983; ``contrastkit.optim.grad_cache``) embeds the batch in chunks without a
 graph, takes the loss gradient w.r.t. the embeddings on the whole batch, then re-runs each chunk with graph: the
 activation memory is that of one chunk, so the peak should stay flat in the batch size while the plain step's grows
 linearly; the price is one extra forward pass.
@@ -37,7 +37,7 @@ def measure(mode: str, batch: int, args: argparse.Namespace, what: str) -> float
     torch.set_num_threads(args.threads)
     from contrastkit.backbones import create_backbone
     from contrastkit.methods.simclr import SimCLR
-    from contrastkit.train.grad_cache import GradCache
+    from contrastkit.optim.grad_cache import GradCache
 
     device = torch.device("cuda" if torch.cuda.is_available() and not args.cpu else "cpu")
     torch.manual_seed(0)

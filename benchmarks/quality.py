@@ -35,9 +35,9 @@ from torch import nn
 
 from contrastkit.backbones import create_backbone
 from contrastkit.data import load_dataset
+from contrastkit.optim.warmup_cosine import WarmupCosine, plan_schedule
 from contrastkit.train.config import RunConfig, load_config
 from contrastkit.train.fit import train
-from contrastkit.train.optim import WarmupCosine, plan_schedule
 from full_protocol import encoder_scores, training_overrides  # benchmarks/full_protocol.py, beside this script
 
 LIGHTLY_INFO = {"mean": (0.5,), "std": (0.5,), "input_size": 28, "in_chans": 1}  # how lightly's views normalise

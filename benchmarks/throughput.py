@@ -27,9 +27,9 @@ import lightning.pytorch as pl
 import torch
 
 from contrastkit.data import load_dataset
+from contrastkit.train.build_optimizer import build_optimizer
 from contrastkit.train.config import load_config
 from contrastkit.train.fit import build_method, build_views, train
-from contrastkit.train.optim import build_optimizer
 
 
 class StepTimer(pl.Callback):

@@ -13,10 +13,11 @@ def test_losses_import_without_lightning():
 
 
 def test_library_packages_import_without_lightning():
-    """Views, heads, eval, methods, backbones, finetuning (until it trains) and load_encoder are plain torch."""
+    """Views, heads, eval, methods, backbones, optim, outputs, finetuning (until it trains) and load_encoder are plain
+    torch."""
     code = (
         "import sys, contrastkit, contrastkit.views, contrastkit.heads, contrastkit.eval, contrastkit.methods, "
-        "contrastkit.backbones, contrastkit.finetuning; "
+        "contrastkit.backbones, contrastkit.finetuning, contrastkit.optim, contrastkit.outputs; "
         "heavy = ('lightning', 'pytorch_lightning', 'lightly', 'omegaconf'); "
         "bad = [m for m in sys.modules if m.split('.')[0] in heavy]; "
         "assert not bad, bad; assert callable(contrastkit.load_encoder) and callable(contrastkit.finetune)"

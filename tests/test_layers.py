@@ -8,7 +8,8 @@ from pathlib import Path
 import contrastkit
 
 PACKAGE = Path(contrastkit.__file__).parent
-LOWER = ("data", "views", "losses", "heads", "backbones", "eval", "index", "methods", "outputs", "registry")
+LOWER = ("data", "views", "losses", "heads", "backbones", "eval", "index", "methods", "optim", "outputs", "finetuning",
+         "registry")  # fmt: skip
 UPPER = ("train", "cli", "report")
 
 

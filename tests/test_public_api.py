@@ -8,7 +8,7 @@ from pathlib import Path
 import contrastkit
 
 PACKAGES = ["contrastkit", "contrastkit.losses", "contrastkit.heads", "contrastkit.views", "contrastkit.methods",
-            "contrastkit.eval", "contrastkit.data", "contrastkit.backbones", "contrastkit.index",
+            "contrastkit.optim", "contrastkit.eval", "contrastkit.data", "contrastkit.backbones", "contrastkit.index",
             "contrastkit.finetuning", "contrastkit.report"]  # fmt: skip
 
 

@@ -56,7 +56,7 @@ def test_inputs_are_checked():
 
 
 def test_grad_cache_gives_the_full_batch_gradients_for_clip():
-    from contrastkit.train.grad_cache import GradCache
+    from contrastkit.optim.grad_cache import GradCache
 
     def build():
         torch.manual_seed(0)

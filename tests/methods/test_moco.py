@@ -165,7 +165,7 @@ def test_eval_forward_leaves_queue_alone():
 
 @pytest.mark.parametrize("version", [2, 3])
 def test_key_encoder_gets_no_gradient_and_is_not_optimised(version):
-    from contrastkit.train.optim import parameter_groups
+    from contrastkit.optim.parameter_groups import parameter_groups
 
     method = small_moco(version=version)
     method(two_views()).loss.backward()

@@ -35,7 +35,7 @@ def test_loss_is_the_ranking_loss_of_the_encoded_texts():
 
 
 def test_grad_cache_gives_the_full_batch_gradients():
-    from contrastkit.train.grad_cache import GradCache
+    from contrastkit.optim.grad_cache import GradCache
 
     plain, cached = tiny_text_pairs(), tiny_text_pairs()
     plain([ANCHORS], PAIRS).loss.backward()
@@ -82,7 +82,7 @@ def test_a_guide_masks_with_its_own_embeddings_and_stays_out_of_training(guide_f
 
 
 def test_grad_cache_with_a_guide_gives_the_full_batch_gradients(guide_file):
-    from contrastkit.train.grad_cache import GradCache
+    from contrastkit.optim.grad_cache import GradCache
 
     plain, cached = tiny_text_pairs(guide=guide_file), tiny_text_pairs(guide=guide_file)
     plain([ANCHORS], PAIRS).loss.backward()

@@ -50,8 +50,8 @@ def test_a_bad_pretrained_file_is_refused_before_training(tmp_path, start):
 
 
 def test_backbone_lr_ratio_slows_the_backbone_only(tmp_path, start):
+    from contrastkit.train.build_optimizer import build_optimizer
     from contrastkit.train.config import OptimConfig
-    from contrastkit.train.optim import build_optimizer
 
     path, _ = start
     method = build_method(tiny_config(tmp_path, f"backbone.pretrained={path}"), in_chans=1)

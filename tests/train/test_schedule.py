@@ -14,8 +14,8 @@ import lightning.pytorch as pl
 import pytest
 
 from contrastkit.data import load_dataset
+from contrastkit.optim.warmup_cosine import MAX_WARMUP_FRACTION, WarmupCosine, plan_schedule
 from contrastkit.train.fit import train
-from contrastkit.train.optim import MAX_WARMUP_FRACTION, WarmupCosine, plan_schedule
 from tests.train.helpers import tiny_config
 
 LR, BATCH = 0.1, 64  # tiny_config's optim.lr and data.batch_size

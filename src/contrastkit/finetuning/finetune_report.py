@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from contrastkit.report.html_page import Section, render_page, table
+from contrastkit.outputs.html_page import Section, render_page, table
 
 
 def confusion_html(confusion: list[list[int]], classes: list[str], unit: str = "images") -> str:

@@ -14,7 +14,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from contrastkit.finetuning.classifier import Classifier
 from contrastkit.finetuning.finetune_config import FinetuneConfig
-from contrastkit.train.optim import WarmupCosine, parameter_groups
+from contrastkit.optim.parameter_groups import parameter_groups
+from contrastkit.optim.warmup_cosine import WarmupCosine
 from contrastkit.views.multi_views import MultiViews
 
 

@@ -110,7 +110,7 @@ def contrastive_finetune(
     AdamW (no decay on biases and norm layers), linear warm-up then linear decay to zero, as sentence-transformers
     trains; batches pre-tokenised once.
     """
-    from contrastkit.train.optim import parameter_groups
+    from contrastkit.optim.parameter_groups import parameter_groups
 
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)

@@ -2,7 +2,7 @@
 
 Methods whose loss only couples samples through their final outputs (SimCLR, SupCon, CLIP) also split ``forward``
 into ``embed_batch`` (per-sample outputs) and ``loss_from_embeddings`` (the batch loss), which is what gradient
-caching (:class:`contrastkit.train.grad_cache.GradCache`) needs.
+caching (:class:`contrastkit.optim.grad_cache.GradCache`) needs.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Method(nn.Module):
         uses_labels: whether ``forward`` needs the batch's class labels (SupCon); the trainer passes them.
         supports_grad_cache: whether the method implements :meth:`embed_batch` and :meth:`loss_from_embeddings`
             (its ``forward`` is then ``loss_from_embeddings(embed_batch(views, labels), labels)``), so that
-            :class:`~contrastkit.train.grad_cache.GradCache` can embed a large batch in chunks.
+            :class:`~contrastkit.optim.grad_cache.GradCache` can embed a large batch in chunks.
         progress: the trainer's :class:`Progress`; set it with :meth:`set_progress` in your own loop.
     """
 

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from contrastkit.outputs.html_page import Section, flatten, render_page, table
 from contrastkit.report.embedding_figures import map_figure, neighbours_figure, similarity_figure, tsne_2d
 from contrastkit.report.figures import health_figure, knn_figure, training_figure
-from contrastkit.report.html_page import Section, flatten, render_page, table
 from contrastkit.report.run_inputs import (
     ReportData,
     check_run_dir,

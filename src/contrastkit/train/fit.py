@@ -50,7 +50,7 @@ class TrainResult:
 def check_grad_cache(config: RunConfig, method: Method) -> None:
     """Refuse ``trainer.grad_cache_chunk_size > 0`` for a method without ``embed_batch``/``loss_from_embeddings``."""
     if config.trainer.grad_cache_chunk_size > 0 and not type(method).supports_grad_cache:
-        from contrastkit.train.grad_cache import available_methods
+        from contrastkit.optim.grad_cache import available_methods
 
         raise ConfigError(
             f"trainer.grad_cache_chunk_size={config.trainer.grad_cache_chunk_size}: method {config.method['name']!r} "

@@ -24,10 +24,11 @@ from torch import Tensor, nn
 from contrastkit.data.class_captions import ClassCaptions
 from contrastkit.losses.validation import NonFiniteError
 from contrastkit.methods import Method, Progress
+from contrastkit.optim.grad_cache import GradCache, average_gradients
+from contrastkit.optim.warmup_cosine import SchedulePlan, WarmupCosine, plan_schedule
+from contrastkit.train.build_optimizer import build_optimizer, build_scheduler
 from contrastkit.train.config import OptimConfig
-from contrastkit.train.grad_cache import GradCache, average_gradients
 from contrastkit.train.loop_state import continue_after_epoch_end
-from contrastkit.train.optim import SchedulePlan, WarmupCosine, build_optimizer, build_scheduler, plan_schedule
 from contrastkit.views import MultiViews
 
 
@@ -91,7 +92,7 @@ class LitMethod(pl.LightningModule):
             checkpoint so ``contrastkit export`` can rebuild the encoder from a checkpoint alone.
         use_labels: pass the batch's targets to the method (class ids for SupCon, texts for CLIP).
         grad_cache_chunk_size: > 0: embed each batch in chunks of this many samples and backpropagate with
-            :class:`~contrastkit.train.grad_cache.GradCache` (manual optimisation); 0: Lightning's automatic step.
+            :class:`~contrastkit.optim.grad_cache.GradCache` (manual optimisation); 0: Lightning's automatic step.
         accumulate_grad_batches: with grad caching, step the optimiser every k batches (loss scaled 1/k), as
             ``Trainer(accumulate_grad_batches=k)`` does in the automatic mode (which Lightning refuses in manual mode).
         gradient_clip_val: with grad caching, clip the gradient norm to this value (``Trainer(gradient_clip_val)``).

@@ -4,7 +4,7 @@ written out here in float64 for three steps."""
 import pytest
 import torch
 
-from contrastkit.train.lars import LARS
+from contrastkit.optim.lars import LARS
 
 
 def reference_steps(w0, grads, lr, momentum, wd, eta, exclude):

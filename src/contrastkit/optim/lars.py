@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -14,7 +14,7 @@ class LARS(torch.optim.Optimizer):
 
     You, Gitman and Ginsburg, "Large Batch Training of Convolutional Networks", arXiv 1708.03888. As in SimCLR and
     BYOL, parameter groups with ``lars_exclude=True`` (biases and normalisation parameters, see
-    :func:`~contrastkit.train.optim.parameter_groups`) get neither weight decay nor the adaptation (plain SGD
+    :func:`~contrastkit.optim.parameter_groups.parameter_groups`) get neither weight decay nor the adaptation (plain SGD
     with momentum). The update for a tensor ``w`` with gradient ``g``::
 
         g <- g + weight_decay * w
@@ -45,7 +45,8 @@ class LARS(torch.optim.Optimizer):
         super().__init__(params, defaults)
 
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], Tensor] | None = None) -> Tensor | None:
+        """One LARS update of every parameter group; ``closure`` re-evaluates the loss (returned) when given."""
         loss = None
         if closure is not None:
             with torch.enable_grad():

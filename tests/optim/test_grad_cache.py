@@ -11,14 +11,14 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-import contrastkit.train.grad_cache as grad_cache_module
+import contrastkit.optim.grad_cache as grad_cache_module
 from contrastkit.backbones import list_backbones, register_backbone
 from contrastkit.methods import Method, MethodOutput, create_method
 from contrastkit.methods.simclr import SimCLR
 from contrastkit.methods.supcon import SupCon
+from contrastkit.optim.grad_cache import GradCache, grad_cache_step, slice_batch
 from contrastkit.train.config import ConfigError
 from contrastkit.train.fit import train
-from contrastkit.train.grad_cache import GradCache, grad_cache_step, slice_batch
 from tests.train.helpers import tiny_config
 
 BATCH = 12
