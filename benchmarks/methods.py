@@ -25,7 +25,8 @@ import torch
 import contrastkit
 from contrastkit.data import load_dataset
 from contrastkit.train.config import list_recipes, load_config
-from contrastkit.train.fit import build_method, build_views, encoder_info, train
+from contrastkit.train.fit import train
+from contrastkit.train.tasks import build_method, build_views, encoder_info
 from full_protocol import encoder_scores, pixel_scores, training_overrides  # benchmarks/, beside this script
 from quality import EpochTimer
 

@@ -29,7 +29,8 @@ import torch
 from contrastkit.data import load_dataset
 from contrastkit.train.build_optimizer import build_optimizer
 from contrastkit.train.config import load_config
-from contrastkit.train.fit import build_method, build_views, train
+from contrastkit.train.fit import train
+from contrastkit.train.tasks import build_method, build_views
 
 
 class StepTimer(pl.Callback):

@@ -8,7 +8,8 @@ import torch
 import contrastkit
 from contrastkit.backbones import create_backbone, save_encoder
 from contrastkit.train.config import ConfigError
-from contrastkit.train.fit import build_method, train
+from contrastkit.train.fit import train
+from contrastkit.train.tasks import build_method
 from tests.train.helpers import tiny_config
 
 

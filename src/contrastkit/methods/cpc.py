@@ -39,6 +39,7 @@ class CPC(Method):
 
     default_views = None  # no image views
     task = "sequences"  # 1-D signals (B, C, L), the batch itself the only view
+    takes_views = False
 
     num_views = 1
 

@@ -55,6 +55,8 @@ class Method(nn.Module):
         task: the kind of run the method trains in (the trainer's task of that name): ``"images"`` (views of
             images), ``"image-text"`` (images and their captions, passed as the second argument) or ``"text-pairs"``
             (texts and their paired texts; no views, the backbone is a text encoder).
+        takes_views: whether the method trains on views of images (a config then has a ``views`` section); False
+            for texts and sequences, where the batch itself is the input.
         uses_labels: whether ``forward`` needs the batch's class labels (SupCon); the trainer passes them.
         supports_grad_cache: whether the method implements :meth:`embed_batch` and :meth:`loss_from_embeddings`
             (its ``forward`` is then ``loss_from_embeddings(embed_batch(views, labels), labels)``), so that
@@ -65,6 +67,7 @@ class Method(nn.Module):
     num_views: int | None = 2
     default_views: str | None = "simclr"  # the views recipe a config without a views section gets (None: none)
     task: str = "images"
+    takes_views: bool = True
     uses_labels: bool = False
     supports_grad_cache: bool = False
 

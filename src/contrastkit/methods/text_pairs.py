@@ -47,6 +47,7 @@ class TextPairs(Method):
 
     num_views = 1
     task = "text-pairs"  # the batch's texts come as the second argument
+    takes_views = False
     supports_grad_cache = True
 
     def __init__(

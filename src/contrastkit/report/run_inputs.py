@@ -147,7 +147,7 @@ def view_pair_embeddings(encoder: nn.Module, config: RunConfig, images: Tensor, 
     Returns:
         ``(z_a, z_b)``, each ``(N, D)``: row i of both comes from image i (a positive pair).
     """
-    from contrastkit.train.fit import build_views
+    from contrastkit.train.tasks import build_views
 
     views = build_views(config, int(images.shape[1]), int(images.shape[-1]))
     generator = torch.Generator().manual_seed(seed)

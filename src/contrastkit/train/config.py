@@ -18,14 +18,14 @@ from typing import Any
 
 from contrastkit.train.config_schema import (
     ConfigError,
-    _check_guide,
-    _check_method_values,
-    _check_pretrained,
-    _check_range,
-    _hint,
-    _merge,
-    _to_kwargs,
+    check_guide,
+    check_method_values,
+    check_pretrained,
+    check_range,
     component_schema,
+    hint,
+    merge,
+    to_kwargs,
 )
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
@@ -44,7 +44,7 @@ class BackboneConfig:
     # length; captions need far fewer)
 
     def __post_init__(self) -> None:
-        _check_range("backbone.max_length", self.max_length, low=2)  # the special tokens alone take two
+        check_range("backbone.max_length", self.max_length, low=2)  # the special tokens alone take two
         if self.freeze_batchnorm and not self.pretrained:
             raise ConfigError(
                 "backbone.freeze_batchnorm keeps a pretrained network's batch-norm statistics: set "
@@ -81,10 +81,10 @@ class DataConfig:
             raise ConfigError(
                 f"data.batch_size must be >= 2 (a batch's other samples are its negatives), got {self.batch_size}"
             )
-        _check_range("data.num_workers", self.num_workers, low=0)
-        _check_range("data.length_grouping", self.length_grouping, low=0)
+        check_range("data.num_workers", self.num_workers, low=0)
+        check_range("data.length_grouping", self.length_grouping, low=0)
         if self.image_size is not None:
-            _check_range("data.image_size", self.image_size, low=1)
+            check_range("data.image_size", self.image_size, low=1)
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"data.channels must be 1 or 3 (or null: the data's own), got {self.channels}")
         if not 0.0 < self.train_fraction <= 1.0:
@@ -118,18 +118,18 @@ class OptimConfig:
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
             raise ConfigError(
-                f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}{_hint(self.name, OPTIMIZERS)}"
+                f"optim.name must be one of {', '.join(OPTIMIZERS)}, got {self.name!r}{hint(self.name, OPTIMIZERS)}"
             )
-        _check_range("optim.lr", self.lr, low=0.0, strict=True)
-        _check_range("optim.weight_decay", self.weight_decay, low=0.0)
-        _check_range("optim.warmup_epochs", self.warmup_epochs, low=0.0)
-        _check_range("optim.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
-        _check_range("optim.momentum", self.momentum, low=0.0, high=1.0)
-        _check_range("optim.lars_eta", self.lars_eta, low=0.0, strict=True)
-        _check_range("optim.backbone_lr_ratio", self.backbone_lr_ratio, low=0.0, high=1.0, strict=True)
+        check_range("optim.lr", self.lr, low=0.0, strict=True)
+        check_range("optim.weight_decay", self.weight_decay, low=0.0)
+        check_range("optim.warmup_epochs", self.warmup_epochs, low=0.0)
+        check_range("optim.min_lr_ratio", self.min_lr_ratio, low=0.0, high=1.0)
+        check_range("optim.momentum", self.momentum, low=0.0, high=1.0)
+        check_range("optim.lars_eta", self.lars_eta, low=0.0, strict=True)
+        check_range("optim.backbone_lr_ratio", self.backbone_lr_ratio, low=0.0, high=1.0, strict=True)
         self.betas = tuple(self.betas)
         for i, beta in enumerate(self.betas):
-            _check_range(f"optim.betas[{i}]", beta, low=0.0, high=1.0)
+            check_range(f"optim.betas[{i}]", beta, low=0.0, high=1.0)
 
 
 @dataclass
@@ -160,25 +160,25 @@ class TrainerConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(
                 f"trainer.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
-                f"{_hint(self.precision, PRECISIONS)}"
+                f"{hint(self.precision, PRECISIONS)}"
             )
-        _check_range("trainer.max_epochs", self.max_epochs, low=1)
-        _check_range("trainer.checkpoint_every_minutes", self.checkpoint_every_minutes, low=0.0)
-        _check_range("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, low=0)
-        _check_range("trainer.keep_checkpoints", self.keep_checkpoints, low=1)
+        check_range("trainer.max_epochs", self.max_epochs, low=1)
+        check_range("trainer.checkpoint_every_minutes", self.checkpoint_every_minutes, low=0.0)
+        check_range("trainer.checkpoint_every_n_steps", self.checkpoint_every_n_steps, low=0)
+        check_range("trainer.keep_checkpoints", self.keep_checkpoints, low=1)
         if self.on_nonfinite not in ("stop", "skip"):
             raise ConfigError(f"trainer.on_nonfinite must be stop or skip, got {self.on_nonfinite!r}")
         if self.on_nonfinite == "skip" and self.grad_cache_chunk_size > 0:
             raise ConfigError("trainer.on_nonfinite=skip does not work with gradient caching: use stop")
-        _check_range("trainer.nonfinite_limit", self.nonfinite_limit, low=0)
+        check_range("trainer.nonfinite_limit", self.nonfinite_limit, low=0)
         if self.max_steps == 0 or self.max_steps < -1:
             raise ConfigError(f"trainer.max_steps must be -1 (no limit) or >= 1, got {self.max_steps}")
-        _check_range("trainer.num_nodes", self.num_nodes, low=1)
-        _check_range("trainer.accumulate_grad_batches", self.accumulate_grad_batches, low=1)
-        _check_range("trainer.grad_cache_chunk_size", self.grad_cache_chunk_size, low=0)
-        _check_range("trainer.limit_train_batches", self.limit_train_batches, low=0.0, strict=True)
+        check_range("trainer.num_nodes", self.num_nodes, low=1)
+        check_range("trainer.accumulate_grad_batches", self.accumulate_grad_batches, low=1)
+        check_range("trainer.grad_cache_chunk_size", self.grad_cache_chunk_size, low=0)
+        check_range("trainer.limit_train_batches", self.limit_train_batches, low=0.0, strict=True)
         if self.gradient_clip_val is not None:
-            _check_range("trainer.gradient_clip_val", self.gradient_clip_val, low=0.0, strict=True)
+            check_range("trainer.gradient_clip_val", self.gradient_clip_val, low=0.0, strict=True)
         self.devices = str(self.devices)
 
 
@@ -192,11 +192,11 @@ class MonitorConfig:
     collapse_warnings: bool = True  # warn when embeddings collapse (per-dimension std, effective rank)
 
     def __post_init__(self) -> None:
-        _check_range("monitor.every_n_epochs", self.every_n_epochs, low=0)
-        _check_range("monitor.knn_k", self.knn_k, low=1)
-        _check_range("monitor.knn_temperature", self.knn_temperature, low=0.0, strict=True)
-        _check_range("monitor.bank_size", self.bank_size, low=1)
-        _check_range("monitor.query_size", self.query_size, low=1)
+        check_range("monitor.every_n_epochs", self.every_n_epochs, low=0)
+        check_range("monitor.knn_k", self.knn_k, low=1)
+        check_range("monitor.knn_temperature", self.knn_temperature, low=0.0, strict=True)
+        check_range("monitor.bank_size", self.bank_size, low=1)
+        check_range("monitor.query_size", self.query_size, low=1)
 
 
 @dataclass
@@ -258,7 +258,7 @@ def recipe_path(recipe: str | Path) -> Path:
     builtin = recipe_dir() / f"{recipe}.yaml"
     if not builtin.is_file():
         raise ConfigError(
-            f"unknown recipe {str(recipe)!r}{_hint(str(recipe), list_recipes())}: not a built-in recipe "
+            f"unknown recipe {str(recipe)!r}{hint(str(recipe), list_recipes())}: not a built-in recipe "
             f"(see `contrastkit recipes`) and not a .yaml file"
         )
     return builtin
@@ -271,12 +271,6 @@ def _views_class(name: str) -> type:
         return get_views(name)
     except ValueError as e:
         raise ConfigError(f"views.recipe: {e}") from None
-
-
-def _task_class(name: str) -> type:
-    from contrastkit.train.tasks import get_task  # the tasks build on this module
-
-    return get_task(name)
 
 
 def _method_class(name: str) -> type:
@@ -337,19 +331,19 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     values.pop("description", None)
     method_values = dict(values.pop("method", None) or {})
     views_values = dict(values.pop("views", None) or {})
-    config = _merge("", RunConfig, values)
+    config = merge("", RunConfig, values)
     if "name" not in method_values:
         raise ConfigError("method.name is missing: which method to train (see contrastkit.methods.list_methods())")
     if config.backbone.pretrained:
-        _check_pretrained(config.backbone.pretrained)
+        check_pretrained(config.backbone.pretrained)
     method_cls = _method_class(str(method_values["name"]))
     schema = component_schema("method", "name", str(method_values["name"]), method_cls, skip=("backbone",))
-    method = dataclasses.asdict(_merge("method", schema, method_values))
-    config.method = {"name": method.pop("name"), **_to_kwargs("method", method, method_cls, ())}
-    _check_method_values(config.method)
+    method = dataclasses.asdict(merge("method", schema, method_values))
+    config.method = {"name": method.pop("name"), **to_kwargs("method", method, method_cls, ())}
+    check_method_values(config.method)
     if config.method.get("guide"):
-        _check_guide(str(config.method["guide"]))
-    if not _task_class(method_cls.task).takes_views:  # text pairs, sequences: no images, no views
+        check_guide(str(config.method["guide"]))
+    if not method_cls.takes_views:  # text pairs, sequences: no images, no views
         if views_values:
             raise ConfigError(
                 f"views: method {method_values['name']!r} trains on {method_cls.task} and takes no views section"
@@ -363,8 +357,8 @@ def load_config(recipe: str | Path | dict[str, Any], overrides: typing.Sequence[
     views_values = {k: v for k, v in views_values.items() if k not in from_data}
     views_cls = _views_class(views_name)
     schema = component_schema("views", "recipe", views_name, views_cls)
-    views = dataclasses.asdict(_merge("views", schema, {"recipe": views_name, **views_values}))
-    config.views = {"recipe": views.pop("recipe"), **_to_kwargs("views", views, views_cls, ())}
+    views = dataclasses.asdict(merge("views", schema, {"recipe": views_name, **views_values}))
+    config.views = {"recipe": views.pop("recipe"), **to_kwargs("views", views, views_cls, ())}
     for key in from_data:  # recipes' defaults are for ImageNet: unset (or null) means "from the data"
         if key in config.views:
             config.views[key] = None

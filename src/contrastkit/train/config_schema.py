@@ -17,12 +17,12 @@ class ConfigError(ValueError):
     """A configuration that cannot run; the message names the key, the problem and what would be valid."""
 
 
-def _hint(value: str, valid: typing.Iterable[str]) -> str:
+def hint(value: str, valid: typing.Iterable[str]) -> str:
     close = difflib.get_close_matches(str(value), list(valid), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _check_range(key: str, value: float, low: float | None = None, high: float | None = None, strict=False) -> None:
+def check_range(key: str, value: float, low: float | None = None, high: float | None = None, strict=False) -> None:
     if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{key} must be a finite number, got {value}")
     if low is not None and (value <= low if strict else value < low):
@@ -35,7 +35,7 @@ def component_schema(section: str, name_key: str, name: str, cls: type, skip: tu
     """A dataclass typed like ``cls.__init__`` (its annotated parameters with defaults) plus the ``name_key`` field.
 
     Parameters without a default or with a type OmegaConf cannot check are left out (so they cannot be set from
-    a config); tuples become fixed-length lists, checked again by :func:`_to_kwargs`.
+    a config); tuples become fixed-length lists, checked again by :func:`to_kwargs`.
     """
     hints = typing.get_type_hints(cls.__init__)
     fields_: list[tuple[str, Any, Any]] = [(name_key, str, field(default=name))]
@@ -69,7 +69,7 @@ def _omegaconf_type(annotation: Any) -> Any:
     return Any
 
 
-def _to_kwargs(section: str, values: dict[str, Any], cls: type, skip: tuple[str, ...]) -> dict[str, Any]:
+def to_kwargs(section: str, values: dict[str, Any], cls: type, skip: tuple[str, ...]) -> dict[str, Any]:
     """Constructor keyword arguments from a validated section: lists back to tuples, tuple lengths checked."""
     hints = typing.get_type_hints(cls.__init__)
     kwargs = {}
@@ -99,7 +99,7 @@ def _schema_keys(schema: type, parts: list[str]) -> list[str]:
     return [f.name for f in dataclasses.fields(schema)]
 
 
-def _merge(section: str, schema: type, values: Any) -> Any:
+def merge(section: str, schema: type, values: Any) -> Any:
     """``values`` merged onto the structured ``schema``, OmegaConf errors rewritten as :class:`ConfigError`."""
     from omegaconf import OmegaConf
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -115,7 +115,7 @@ def _merge(section: str, schema: type, values: Any) -> Any:
         where = ".".join(parts[:-1])
         full = [prefix + where + ("." if where else "") + k for k in valid]
         raise ConfigError(
-            f"unknown key {prefix + str(e.full_key)!r}{_hint(prefix + str(e.full_key), full)}; valid keys"
+            f"unknown key {prefix + str(e.full_key)!r}{hint(prefix + str(e.full_key), full)}; valid keys"
             f"{' in ' + prefix + where if where else (' in ' + section if section else '')}: {', '.join(valid)}"
         ) from None
     except ValidationError as e:
@@ -151,19 +151,19 @@ def _expected_type(schema: type, parts: list[str]) -> str:
     return getattr(annotation, "__name__", text) if annotation in (int, float, bool, str) else text
 
 
-def _check_method_values(method: dict[str, Any]) -> None:
+def check_method_values(method: dict[str, Any]) -> None:
     """The ranges every method shares by name, checked before any data is read: temperatures are > 0 (a logit
     divisor), sizes (``*_dim``) are >= 1; the method's own constructor checks the rest when it is built."""
     for key, value in method.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         if "temperature" in key:
-            _check_range(f"method.{key}", float(value), low=0.0, strict=True)
+            check_range(f"method.{key}", float(value), low=0.0, strict=True)
         elif key.endswith("_dim"):
-            _check_range(f"method.{key}", value, low=1)
+            check_range(f"method.{key}", value, low=1)
 
 
-def _check_pretrained(path: str) -> None:
+def check_pretrained(path: str) -> None:
     """``backbone.pretrained`` names a readable image (or contrastkit image-text) encoder file."""
     from contrastkit.backbones.encoder_file import read_encoder_info
 
@@ -178,7 +178,7 @@ def _check_pretrained(path: str) -> None:
         )
 
 
-def _check_guide(path: str) -> None:
+def check_guide(path: str) -> None:
     """``method.guide`` names a readable encoder file that embeds text (``kind: text`` or ``dual``)."""
     from contrastkit.backbones.encoder_file import read_encoder_info
 

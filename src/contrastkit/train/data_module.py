@@ -5,24 +5,25 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
 from contrastkit.data.class_captions import ClassCaptions, class_wordings
 from contrastkit.data.image_text_pairs import ImageTextDataset
-from contrastkit.data.labelled import FixedSizeImages, Labelled, hold_out, image_geometry, take  # noqa: F401  (imported from here too)
+from contrastkit.data.labelled import FixedSizeImages, hold_out, image_geometry, take
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.registry import get_dataset, is_registered
 from contrastkit.data.shard_epochs import ShardEpochs, count_shard_samples
 from contrastkit.data.skip_report import Skipped, check_not_empty, check_some_readable
 from contrastkit.data.webdataset_shards import WebDatasetShards
+from contrastkit.train.batch_samplers import resume_position, sharded_sampler
 from contrastkit.train.config import DataConfig
 
 STREAM_SHUFFLE_BUFFER = 1000  # tar shards: samples shuffled through a buffer this large (and the shard order)
@@ -44,81 +45,6 @@ class ArrayBatches(Dataset):
         if images.shape[1] != self.channels:
             images = torch.stack([match_channels(im, self.channels) for im in images])
         return images, self.dataset.targets[idx]
-
-
-class ShardedBatchSampler(Sampler[list[int]]):
-    """Batches of indices of one process's shard: a ``DistributedSampler`` (seeded shuffle, set_epoch) batched.
-
-    With one process it is the whole data set in the seeded order; with P processes, process ``r`` takes positions
-    ``r, r + P, ...`` of that order, so the P local batches of step k together hold exactly the single-process
-    batch k of ``P x batch_size`` images: the global batch does not depend on how many processes share it.
-    """
-
-    def __init__(self, n: int, batch_size: int, rank: int, world_size: int, seed: int) -> None:
-        self.order = DistributedSampler(
-            range(n), num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.batch_size = batch_size
-        self.epoch = 0
-        self.resume: tuple[int, int] | None = None  # (epoch, batches already trained): skipped once
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-        self.order.set_epoch(epoch)
-
-    def resume_at(self, epoch: int, batches: int) -> None:
-        """Start epoch ``epoch``'s next pass after its first ``batches`` batches (a mid-epoch resume: the same
-        stream of batches as an uninterrupted run). Any other epoch is unaffected; it applies once."""
-        self.resume = (epoch, batches) if 0 < batches < len(self) else None
-
-    def __iter__(self) -> Iterator[list[int]]:
-        skip = 0
-        if self.resume is not None and self.resume[0] == self.epoch:
-            skip, self.resume = self.resume[1], None
-        batch: list[int] = []
-        for index in itertools.islice(self.local_order(), skip * self.batch_size, None):
-            batch.append(index)
-            if len(batch) == self.batch_size:
-                yield batch
-                batch = []
-
-    def local_order(self) -> Iterator[int]:
-        """This process's indices for the epoch, in order."""
-        return iter(self.order)
-
-    def __len__(self) -> int:
-        return len(self.order) // self.batch_size
-
-
-def resume_position(trainer: Any) -> dict[str, int] | None:
-    """The data position (epoch, batches trained) of the checkpoint this run resumed from, None when it did not."""
-    return getattr(trainer.lightning_module, "resume_position", None) if trainer is not None else None
-
-
-def sharded_sampler(
-    trainer: Any, n: int, batch_size: int, seed: int, items: str, lengths: Sequence[int] | None = None, window: int = 0
-) -> ShardedBatchSampler:
-    """This process's :class:`ShardedBatchSampler` over ``n`` training ``items`` (rank and world size from the
-    Lightning ``trainer``; one process without one); fewer items than one global batch are refused. With
-    ``lengths`` and ``window`` > 0, batches of similar length (a ``LengthGroupedBatchSampler``)."""
-    rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-    if n < batch_size * world:
-        raise ValueError(
-            f"data has {n} training {items}, fewer than one global batch ({batch_size} x {world} processes): "
-            "lower data.batch_size"
-        )
-    if lengths is not None and window > 0:
-        from contrastkit.train.length_grouped_sampler import LengthGroupedBatchSampler
-
-        if len(lengths) != n:
-            raise ValueError(f"{len(lengths)} lengths for {n} training {items}")
-        sampler = LengthGroupedBatchSampler(lengths, batch_size, rank, world, seed, window)
-    else:
-        sampler = ShardedBatchSampler(n, batch_size, rank, world, seed)
-    position = resume_position(trainer)
-    if position:  # resumed from a checkpoint: continue its epoch's stream where it stood
-        sampler.resume_at(position["epoch"], position["batches"])
-    return sampler
 
 
 def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str, str, str]]]:

@@ -33,7 +33,7 @@ from contrastkit.train.run_folder import (
     remove_earlier_run,
     remove_outputs,
 )
-from contrastkit.train.tasks import build_method, build_views, encoder_info, get_task
+from contrastkit.train.tasks import get_task
 
 
 @dataclass
@@ -286,13 +286,4 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     return TrainResult(run_dir, encoder, checkpoints / "last.ckpt", task.history(), final and final.scores)
 
 
-__all__ = [
-    "InterruptCheckpoint",
-    "TrainResult",
-    "build_method",
-    "build_trainer",
-    "build_views",
-    "check_grad_cache",
-    "encoder_info",
-    "train",
-]
+__all__ = ["TrainResult", "build_trainer", "check_grad_cache", "train"]

@@ -18,8 +18,8 @@ from contrastkit.data.registry import get_dataset
 from contrastkit.data.sequence_dataset import SequenceDataset, load_sequences
 from contrastkit.eval.evaluate_encoder import knn_and_probe
 from contrastkit.methods import Method, create_method
+from contrastkit.train.batch_samplers import sharded_sampler
 from contrastkit.train.config import ConfigError, RunConfig, config_to_dict
-from contrastkit.train.data_module import sharded_sampler
 from contrastkit.train.final_eval import format_table
 from contrastkit.train.tasks.task import FinalEvaluation, Task, register_task
 
@@ -101,8 +101,6 @@ def build_sequence_method(config: RunConfig, channels: int) -> Method:
 @register_task("sequences")
 class SequenceTask(Task):
     """Trains a sequence method (CPC) on 1-D signals; no views (the signals are the method's input)."""
-
-    takes_views = False
 
     def setup(self) -> None:
         self.data = SequenceDataModule(self.config)

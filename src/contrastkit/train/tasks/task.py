@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import lightning.pytorch as pl
 
@@ -40,8 +40,6 @@ class Task(ABC):
         method: the method to train.
         views: the views recipe (None: the batch itself is the only view, e.g. texts).
     """
-
-    takes_views: ClassVar[bool] = True  # whether configs of this task have a views section
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config

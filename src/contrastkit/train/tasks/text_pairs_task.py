@@ -19,8 +19,8 @@ from contrastkit.data.text_pairs import TextPairsDataset
 from contrastkit.data.tokenized_texts import TextColumns, TokenizedTexts, TokenTable
 from contrastkit.eval.retrieval import retrieval_metrics
 from contrastkit.methods import Method, create_method
+from contrastkit.train.batch_samplers import sharded_sampler
 from contrastkit.train.config import RunConfig, config_to_dict
-from contrastkit.train.data_module import sharded_sampler
 from contrastkit.train.lit_method import LitMethod
 from contrastkit.train.tasks.task import FinalEvaluation, Task, lit_method, register_task
 
@@ -133,8 +133,6 @@ def build_text_method(config: RunConfig) -> Method:
 class TextPairsTask(Task):
     """Fine-tunes a text encoder on ``data.path``'s pairs (no views); the final evaluation is anchor -> positive
     retrieval on held-out pairs, before (the initial weights) and after training."""
-
-    takes_views = False
 
     def setup(self) -> None:
         self.data = TextPairsDataModule(self.config)
