@@ -17,9 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
 from contrastkit.data.class_captions import ClassCaptions, class_wordings
 from contrastkit.data.image_text_pairs import ImageTextDataset
-from contrastkit.data.labelled import FixedSizeImages, hold_out, image_geometry, take
+from contrastkit.data.labelled import FixedSizeImages, Labelled, has_test_split, hold_out, image_geometry, take
 from contrastkit.data.multi_view_dataset import match_channels
-from contrastkit.data.registry import get_dataset, is_registered
 from contrastkit.data.shard_epochs import ShardEpochs, count_shard_samples
 from contrastkit.data.skip_report import Skipped, check_not_empty, check_some_readable
 from contrastkit.data.webdataset_shards import WebDatasetShards
@@ -82,7 +81,22 @@ class RunDataModule(pl.LightningDataModule):
         self.config, self.seed = config, seed
         self.batch_size = config.batch_size
         self.skips = SkipReport()
-        source = config.path if config.path else config.name
+        self.source = config.path if config.path else config.name
+        self.query_size = query_size
+        train, test = self._load()
+        train, test = self._bring_to_one_size(train, test)
+        rng = np.random.default_rng(seed)  # one generator: the training subset, then the bank and queries
+        self._draw_training_indices(train, rng)
+        self.train_set, self.test_set = train, test
+        self.classes = getattr(train, "classes", None)
+        self.bank, self.queries = self._bank_and_queries(train, test, rng, bank_size)
+        if config.classes:
+            self.train_indices = self._only_classes(config.classes)
+        self._set_captions(train)
+
+    def _load(self) -> tuple[Any, Any]:
+        """The training data (checked readable) and a built-in data set's test split (None for path data)."""
+        config, source = self.config, self.source
         options: dict[str, Any] = {}
         if config.path is None and config.root is not None:
             options["root"] = config.root
@@ -96,59 +110,71 @@ class RunDataModule(pl.LightningDataModule):
                 f"{source}: a stream contrastkit train cannot read (use .tar shards, a folder or a listing)"
             )
         test = None
-        if config.path is None and is_registered(config.name) and "test" in (get_dataset(config.name).splits or ()):
+        if config.path is None and has_test_split(config.name):
             test = load_dataset(source, split="test", download=config.download, **options)
-        if isinstance(train, ArrayImageDataset) and (config.channels in (None, train.images.shape[1])):
-            self.channels = int(train.images.shape[1])
+        return train, test
+
+    def _bring_to_one_size(self, train: Any, test: Any) -> tuple[Any, Any]:
+        """``channels`` and ``image_size`` of the batches; path data read at them (the config's sizes, else its
+        images' own, probed on the first ones)."""
+        config = self.config
+        if isinstance(train, ArrayImageDataset):
+            keep = config.channels in (None, train.images.shape[1])
+            self.channels = int(train.images.shape[1]) if keep else config.channels
             self.image_size = int(train.images.shape[-1])
-        elif isinstance(train, ArrayImageDataset):
-            self.channels, self.image_size = config.channels, int(train.images.shape[-1])
-        else:  # path data: the sizes the config gives, else the images' own (probed on the first ones)
-            channels, size = (config.channels, config.image_size)
-            if channels is None or size is None:
-                found = image_geometry(train, largest=DEFAULT_PATH_IMAGE_SIZE)
-                channels, size = channels or found[0], size or found[1]
-                print(
-                    f"data: {source} read at {size} x {size} pixels, {channels} channel(s) (from its images; set "
-                    "data.image_size / data.channels to choose)"
-                )
-            self.channels, self.image_size = channels, size
-            train = train if self.stream is not None else FixedSizeImages(train, self.image_size, self.channels)
-            test = None
-        rng = np.random.default_rng(seed)
+            return train, test
+        channels, size = (config.channels, config.image_size)
+        if channels is None or size is None:
+            found = image_geometry(train, largest=DEFAULT_PATH_IMAGE_SIZE)
+            channels, size = channels or found[0], size or found[1]
+            print(
+                f"data: {self.source} read at {size} x {size} pixels, {channels} channel(s) (from its images; set "
+                "data.image_size / data.channels to choose)"
+            )
+        self.channels, self.image_size = channels, size
+        train = train if self.stream is not None else FixedSizeImages(train, self.image_size, self.channels)
+        return train, None
+
+    def _draw_training_indices(self, train: Any, rng: np.random.Generator) -> None:
+        """``train_indices``: a seeded ``data.train_fraction`` of the data (None for streamed shards, which are
+        counted from their headers instead)."""
         if self.stream is None:
             n = len(train)
-            self.train_indices = np.sort(rng.permutation(n)[: max(1, math.floor(n * config.train_fraction))])
-        else:  # every sample of the shards, counted from their headers (no kNN bank: a stream has no class names)
-            self.train_indices = None
-            if train.shuffle_buffer == 0:  # training reads shards and samples in a fresh order every epoch
-                train.shuffle_buffer, train.seed = STREAM_SHUFFLE_BUFFER, seed
-            self.stream_samples = count_shard_samples(train.urls)  # None: remote shards
-            counted = "remote" if self.stream_samples is None else f"{self.stream_samples} samples"
-            print(f"data: {source}: {len(train.urls)} shards, {counted}, streamed")
-        self.train_set = train
-        self.classes = getattr(train, "classes", None)
-        self.bank = self.queries = None
-        if self.classes:
-            order = rng.permutation(self.train_indices)
-            if test is not None:
-                self.bank = take(train, order[:bank_size])
-                self.queries = take(test, rng.permutation(len(test))[:query_size])
-            else:  # queries held out of the training images: at most a fifth, so small folders keep a bank
-                held, rest = hold_out(order, query_size)
-                self.queries, self.bank = take(train, held), take(train, rest[:bank_size])
-            if len(self.bank.labels) < 2 or len(self.queries.labels) == 0:
-                print(
-                    f"data: {source} has too few labelled images for a kNN bank and queries ({len(self.bank.labels)} "
-                    f"and {len(self.queries.labels)}): no kNN monitor and no final kNN / probe table"
-                )
-                self.bank = self.queries = None
-        self.test_set = test
-        self.source = source
-        self.query_size = query_size
-        if config.classes:
-            self.train_indices = self._only_classes(config.classes)
-        # how classes read in captions and prompts: the data set's own wording, then the config's
+            self.train_indices = np.sort(rng.permutation(n)[: max(1, math.floor(n * self.config.train_fraction))])
+            return
+        self.train_indices = None  # every sample of the shards (no kNN bank: a stream has no class names)
+        if train.shuffle_buffer == 0:  # training reads shards and samples in a fresh order every epoch
+            train.shuffle_buffer, train.seed = STREAM_SHUFFLE_BUFFER, self.seed
+        self.stream_samples = count_shard_samples(train.urls)  # None: remote shards
+        counted = "remote" if self.stream_samples is None else f"{self.stream_samples} samples"
+        print(f"data: {self.source}: {len(train.urls)} shards, {counted}, streamed")
+
+    def _bank_and_queries(
+        self, train: Any, test: Any, rng: np.random.Generator, bank_size: int
+    ) -> tuple[Labelled | None, Labelled | None]:
+        """The labelled kNN bank (training images) and queries (the test split, else held-out training images:
+        at most a fifth, so small folders keep a bank); None when the data has too few labels."""
+        if not self.classes:
+            return None, None
+        order = rng.permutation(self.train_indices)
+        if test is not None:
+            bank = take(train, order[:bank_size])
+            queries = take(test, rng.permutation(len(test))[: self.query_size])
+        else:
+            held, rest = hold_out(order, self.query_size)
+            queries, bank = take(train, held), take(train, rest[:bank_size])
+        if len(bank.labels) < 2 or len(queries.labels) == 0:
+            print(
+                f"data: {self.source} has too few labelled images for a kNN bank and queries ({len(bank.labels)} "
+                f"and {len(queries.labels)}): no kNN monitor and no final kNN / probe table"
+            )
+            return None, None
+        return bank, queries
+
+    def _set_captions(self, train: Any) -> None:
+        """How classes read in captions and prompts (the data set's own wording, then the config's), and the
+        captions of image-text methods on labelled data."""
+        config, source = self.config, self.source
         self.class_wording = {**getattr(train, "class_wording", {}), **config.class_wording}
         if config.class_wording:
             if not self.classes:
@@ -157,11 +183,11 @@ class RunDataModule(pl.LightningDataModule):
                 class_wordings(self.classes, config.class_wording)
             except ValueError as e:
                 raise ValueError(f"data.class_wording: {e}") from None
-        self.captions = None  # class ids -> captions, for image-text methods on labelled data
+        self.captions = None  # class ids -> captions
         if config.caption_templates:
             if not self.classes:
                 raise ValueError(f"data.caption_templates needs class names, and {source!r} has no classes")
-            self.captions = ClassCaptions(self.classes, config.caption_templates, seed, self.class_wording)
+            self.captions = ClassCaptions(self.classes, config.caption_templates, self.seed, self.class_wording)
         self.has_captions = self.captions is not None or isinstance(getattr(train, "dataset", train), ImageTextDataset)
 
     def _only_classes(self, names: list[str]) -> np.ndarray:

@@ -12,9 +12,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from contrastkit.backbones import create_backbone
-from contrastkit.data.labelled import hold_out
+from contrastkit.data.labelled import has_test_split, hold_out
 from contrastkit.data.load_dataset import load_dataset
-from contrastkit.data.registry import get_dataset
 from contrastkit.data.sequence_dataset import SequenceDataset, load_sequences
 from contrastkit.eval.evaluate_encoder import knn_and_probe
 from contrastkit.methods import Method, create_method
@@ -55,8 +54,7 @@ class SequenceDataModule(pl.LightningDataModule):
                     f"data.name: {data.name!r} holds images, and method {config.method['name']!r} trains on 1-D "
                     "sequences: use data.name=synthetic-signals or data.path=signals.npy ((N, L) or (N, C, L))"
                 )
-            has_test = "test" in (get_dataset(data.name).splits or ())
-            test = load_dataset(data.name, split="test", root=data.root) if has_test else None
+            test = load_dataset(data.name, split="test", root=data.root) if has_test_split(data.name) else None
         order = np.random.default_rng(config.seed).permutation(len(train))
         held = np.array([], dtype=np.int64)
         if test is None and train.classes:  # labelled: a held-out part scores the result
