@@ -1,5 +1,6 @@
 """Bad data is skipped, counted and listed, in the main process and through DataLoader worker processes."""
 
+import functools
 import io
 import pickle
 
@@ -12,11 +13,14 @@ from torch.utils.data import DataLoader
 from contrastkit.data.image_folder import ImageFolderDataset
 from contrastkit.data.multi_view_dataset import MultiViewDataset, collate_views
 from contrastkit.data.skip_report import (
+    DECODE_ERRORS,
     Skipped,
     SkipReport,
+    _decode_plain_jpeg,
     check_not_empty,
     decode_image,
     load_image_or_skip,
+    skipped_from_error,
     split_skipped,
 )
 
@@ -155,3 +159,116 @@ def test_bad_files_are_counted_through_dataloader_workers(tmp_path):
     assert report.by_reason() == {"empty file": 1, "not an image (unrecognised format)": 1, "truncated image": 1}
     summary = report.summary()
     assert all(path in summary for path in bad)
+
+
+@functools.cache
+def photo_jpegs() -> dict[str, bytes]:
+    """Real photographs (scikit-learn's two samples) as JPEGs of the kinds the fast path takes."""
+    from sklearn.datasets import load_sample_images
+
+    china, flower = load_sample_images().images  # (427, 640, 3) each
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees on display (neither decoder applies it)
+    cases = {
+        "500x375 q90 4:2:0": (china[:375, :500], dict(quality=90, subsampling=2)),
+        "500x375 q75 4:4:4": (flower[:375, :500], dict(quality=75, subsampling=0)),
+        "333x251 q95 4:2:2": (china[50:301, 100:433], dict(quality=95, subsampling=1)),
+        "odd 77x61 q50 4:2:0": (flower[7:68, 11:88], dict(quality=50, subsampling=2)),
+        "progressive q85": (flower[::2, ::2], dict(quality=85, progressive=True)),
+        "optimized q100 4:4:4": (china[100:300, 200:460], dict(quality=100, subsampling=0, optimize=True)),
+        "exif orientation 6": (china[:240, :320], dict(quality=90, exif=exif.tobytes())),
+        "grayscale q90": (np.asarray(Image.fromarray(china[:375, :500]).convert("L")), dict(quality=90)),
+        "grayscale progressive": (np.asarray(Image.fromarray(flower).convert("L")), dict(progressive=True)),
+    }
+    out = {}
+    for name, (pixels, options) in cases.items():
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", **options)
+        out[name] = buffer.getvalue()
+    return out
+
+
+def pillow_pixels(data: bytes, mode: str) -> torch.Tensor:
+    """The reference: Pillow's own decode, ``(C, H, W)``."""
+    with Image.open(io.BytesIO(data)) as image:
+        array = np.array(image.convert(mode))
+    return torch.from_numpy(array[..., None] if array.ndim == 2 else array).permute(2, 0, 1)
+
+
+@pytest.mark.parametrize("name", list(photo_jpegs()))
+def test_plain_jpegs_take_the_fast_path_with_pillows_exact_pixels(name):
+    data = photo_jpegs()[name]
+    gray = name.startswith("grayscale")
+    expected = pillow_pixels(data, "L" if gray else "RGB")  # (C, H, W)
+    with Image.open(io.BytesIO(data)) as image:
+        fast = _decode_plain_jpeg(data, image)  # (H, W, C) from torchvision's libjpeg-turbo, not Pillow
+    assert (
+        fast is not None and fast.dtype == np.uint8 and torch.equal(torch.from_numpy(fast).permute(2, 0, 1), expected)
+    )
+    assert torch.equal(decode_image(data), expected)
+    assert torch.equal(decode_image(data, channels=3), expected.expand(3, -1, -1))
+    assert torch.equal(decode_image(data, channels=1), pillow_pixels(data, "L"))  # RGB: Pillow's own luma
+    assert decode_image(data).is_contiguous()
+    if name.startswith("exif"):
+        assert decode_image(data).shape == (3, 240, 320)  # stored orientation, as Pillow gives it
+
+
+def test_cmyk_jpegs_and_other_formats_are_decoded_by_pillow():
+    cmyk = io.BytesIO()
+    Image.fromarray(rgb(48, 40)).convert("CMYK").save(cmyk, "JPEG", quality=90)
+    with Image.open(io.BytesIO(cmyk.getvalue())) as image:
+        assert image.mode == "CMYK" and _decode_plain_jpeg(cmyk.getvalue(), image) is None
+    assert torch.equal(decode_image(cmyk.getvalue()), pillow_pixels(cmyk.getvalue(), "RGB"))
+    png = encode(rgb(20, 30))
+    with Image.open(io.BytesIO(png)) as image:
+        assert _decode_plain_jpeg(png, image) is None
+
+
+def pillow_outcome(data: bytes, name: str) -> torch.Tensor | Skipped:
+    """What Pillow alone makes of ``data`` as RGB: its pixels, or the Skipped its error gives."""
+    if not data:
+        return Skipped(name, "empty file", "0 bytes")
+    try:
+        return pillow_pixels(data, "RGB")
+    except DECODE_ERRORS as error:
+        return skipped_from_error(name, error)
+
+
+def test_broken_jpegs_are_skipped_exactly_as_pillow_skips_them():
+    data = photo_jpegs()["500x375 q90 4:2:0"]
+    for cut in (len(data) - 1, len(data) - 2, len(data) // 2, 700):  # the end-of-image marker alone missing, too
+        skipped = load_image_or_skip(data[:cut], 3, name="cut.jpg")
+        assert isinstance(skipped, Skipped) and skipped.reason == "truncated image", cut
+        assert skipped == pillow_outcome(data[:cut], "cut.jpg")
+    garbage = b"\xff\xd8\xff" + np.random.default_rng(0).integers(0, 256, 400, dtype=np.uint8).tobytes()
+    assert load_image_or_skip(garbage, 3, name="g.jpg") == pillow_outcome(garbage, "g.jpg")
+    assert isinstance(pillow_outcome(garbage, "g.jpg"), Skipped)
+    assert load_image_or_skip(b"", 3, name="zero.jpg") == Skipped("zero.jpg", "empty file", "0 bytes")
+
+
+def test_damaged_jpegs_decode_or_skip_as_pillow_does():
+    """Bytes changed, inserted, removed, cut: the outcome (pixels or Skipped with its detail) is Pillow's."""
+    rng = np.random.default_rng(0)
+    china = photo_jpegs()["odd 77x61 q50 4:2:0"]
+    gray = photo_jpegs()["grayscale progressive"]
+    decoded = skipped = 0
+    for trial in range(120):
+        data = bytearray(china if trial % 3 else gray)
+        at = int(rng.integers(2, len(data)))
+        if trial % 4 == 0:
+            data[at] = int(rng.integers(0, 256))
+        elif trial % 4 == 1:
+            data[at:at] = rng.integers(0, 256, int(rng.integers(1, 40)), dtype=np.uint8).tobytes()
+        elif trial % 4 == 2:
+            del data[at : at + int(rng.integers(1, 100))]
+        else:
+            del data[at:]
+        expected = pillow_outcome(bytes(data), f"{trial}.jpg")
+        got = load_image_or_skip(bytes(data), 3, name=f"{trial}.jpg")
+        if isinstance(expected, Skipped):
+            assert got == expected, trial
+            skipped += 1
+        else:
+            assert isinstance(got, torch.Tensor) and torch.equal(got, expected.expand(3, -1, -1)), trial
+            decoded += 1
+    assert decoded > 20 and skipped > 20  # both outcomes were exercised

@@ -26,12 +26,14 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import struct
+import warnings
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +55,8 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 _GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+
+_JPEG_MAGIC = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF: what Pillow's JPEG plugin accepts too
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,14 @@ def skipped_from_error(path: str, error: BaseException) -> Skipped:
 
 
 def decode_image(data: bytes, channels: int | None = None) -> torch.Tensor:
-    """Decode encoded image bytes with Pillow into a uint8 tensor.
+    """Decode encoded image bytes into a uint8 tensor, the pixels Pillow gives.
+
+    A plain 8-bit RGB or grayscale JPEG is decoded by libjpeg-turbo through ``torchvision.io.decode_jpeg``
+    (:func:`_decode_plain_jpeg`: the same pixels as Pillow's own libjpeg-turbo, about 1.3x as fast for a 500 x 375
+    photograph, ``benchmarks/decode.py``); every other file, and any JPEG that decoder refuses, is decoded by
+    Pillow, so what is decoded, and what raises and with which message, is what Pillow alone gives. One visible
+    difference: libjpeg's warnings on damaged data that still decodes (``Corrupt JPEG data: 30 extraneous bytes
+    before marker 0xd9``) are printed to stderr by torchvision's decoder, where Pillow keeps them silent.
 
     Args:
         data: the encoded file contents (JPEG, PNG, WebP, BMP, ... anything Pillow reads).
@@ -95,29 +106,70 @@ def decode_image(data: bytes, channels: int | None = None) -> torch.Tensor:
             other mode (RGB, RGBA, palette, CMYK, ...) RGB. 16-bit grayscale is scaled to 8 bits, not clipped.
 
     Returns:
-        uint8 tensor (C, H, W).
+        uint8 tensor (C, H, W), contiguous.
 
     Raises:
         One of :data:`DECODE_ERRORS` when the bytes are not a decodable image.
     """
-    with Image.open(io.BytesIO(data)) as image:
+    with Image.open(io.BytesIO(data)) as image:  # reads the header only: format, mode, size, bomb check
         gray = image.mode in _GRAY_MODES
-        if gray and image.mode.startswith("I"):  # 16-bit PNG/TIFF: scale to 8 bits rather than clip at 255
-            array = np.asarray(image).astype(np.int64)
-            array = array >> 8 if image.mode.startswith("I;16") or array.max() > 255 else array
-            image_8bit = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode="L")
-        else:
-            image_8bit = image.convert("L" if gray else "RGB")
-    want = channels or (1 if gray else 3)
-    if want == 1 and image_8bit.mode != "L":
-        image_8bit = image_8bit.convert("L")
-    pixels = torch.from_numpy(np.array(image_8bit, dtype=np.uint8))  # (H, W) or (H, W, 3)
+        want = channels or (1 if gray else 3)
+        pixels = None if want == 1 and not gray else _decode_plain_jpeg(data, image)  # RGB -> L is Pillow's luma
+        if pixels is None:
+            if gray and image.mode.startswith("I"):  # 16-bit PNG/TIFF: scale to 8 bits rather than clip at 255
+                array = np.asarray(image).astype(np.int64)
+                array = array >> 8 if image.mode.startswith("I;16") or array.max() > 255 else array
+                image_8bit = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode="L")
+            else:
+                image_8bit = image.convert("L" if gray else "RGB")
+            if want == 1 and image_8bit.mode != "L":
+                image_8bit = image_8bit.convert("L")
+            pixels = np.array(image_8bit, dtype=np.uint8)  # (H, W) or (H, W, 3)
     if pixels.ndim == 2:
-        pixels = pixels.unsqueeze(-1)  # (H, W, 1)
-    pixels = pixels.permute(2, 0, 1)  # (C, H, W)
-    if want == 3 and pixels.shape[0] == 1:
-        pixels = pixels.expand(3, -1, -1)
-    return pixels.contiguous()
+        pixels = pixels[:, :, None]  # (H, W, 1)
+    planar = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (C, H, W); numpy's copy: 2x torch's
+    if want == 3 and planar.shape[0] == 1:
+        planar = planar.expand(3, -1, -1).contiguous()
+    return planar
+
+
+def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
+    """uint8 ``(H, W, C)`` of a baseline or progressive 8-bit grayscale or RGB (YCbCr) JPEG, decoded by
+    ``torchvision.io.decode_jpeg``; None where Pillow must decode instead.
+
+    ``image`` is Pillow's lazily opened view of ``data`` (header read, pixels not): its format and mode decide.
+    None for anything but a JPEG of mode L or RGB (CMYK and YCCK JPEGs, MPO, every other format), and when the
+    decoder raises (truncated or corrupt data, a coding this libjpeg lacks): then Pillow decodes the file, or
+    raises exactly as it always has, so the fast path never decodes a file that Pillow refuses. Pillow and
+    torchvision both use libjpeg-turbo with its defaults (accurate integer IDCT, fancy upsampling) and neither
+    applies the EXIF orientation, so the pixels are equal (tests/data/test_skip_report.py checks real photographs
+    at several qualities, subsamplings, progressive and grayscale against Pillow).
+    """
+    if image.format != "JPEG" or image.mode not in ("L", "RGB") or not data.startswith(_JPEG_MAGIC):
+        return None
+    decode_jpeg = _jpeg_decoder()
+    if decode_jpeg is None:
+        return None
+    try:
+        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec; they still work
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pixels = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))  # (C, H, W) view of (H, W, C)
+    except RuntimeError:  # "Image is incomplete or truncated", libjpeg errors: Pillow decides and names the error
+        return None
+    if tuple(pixels.shape) != (len(image.mode), image.height, image.width):
+        return None
+    return pixels.permute(1, 2, 0).numpy()  # (H, W, C)
+
+
+@functools.cache
+def _jpeg_decoder() -> Callable[..., torch.Tensor] | None:
+    """``torchvision.io.decode_jpeg``, imported on first use (torchvision takes a second to import), or None where
+    it is gone: deprecated in torchvision 0.29 for TorchCodec, and then Pillow decodes every file."""
+    try:
+        from torchvision.io import decode_jpeg
+    except ImportError:  # pragma: no cover - a torchvision without its image decoders
+        return None
+    return decode_jpeg
 
 
 def load_image_or_skip(

@@ -1,0 +1,128 @@
+"""JPEG decode and resize per image, one thread: ``decode_image``'s libjpeg-turbo fast path against the Pillow path.
+
+The images: ``--images`` ImageNet-like JPEGs (500 x 375 or 375 x 500, quality 90; random crops, scales and flips of
+scikit-learn's two photographs, as ``benchmarks/feed.py`` makes them), held in memory, so reading files costs
+nothing here. Rows, all in this one run, each the median of ``--repeats`` passes over every image:
+
+- **Pillow** (the reference): ``Image.open(...).convert("RGB")`` -> uint8 ``(3, H, W)`` tensor, what
+  ``contrastkit.data.skip_report.decode_image`` did for every file before the fast path;
+- **decode_image**: today's function (Pillow reads the header, ``torchvision.io.decode_jpeg`` the pixels);
+- **torchvision decode_jpeg alone**: the decoder with no header read and no checks, the floor of the fast path.
+
+Every image's pixels from ``decode_image`` are checked equal to Pillow's before timing. Then bringing the decoded
+images to 256 px (``resize_center_crop``, float antialiased interpolation) against the same interpolation on
+uint8 channels_last tensors, with each one's largest and mean difference from Pillow's own antialiased bilinear
+resize of the same image.
+
+    python benchmarks/decode.py                  # 200 images, 5 passes
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.io import decode_jpeg
+
+from contrastkit.data.resize_center_crop import resize_center_crop
+from contrastkit.data.skip_report import decode_image
+from gpu import make_jpegs
+
+SIZE = 256  # simclr-imagenet's data.image_size
+
+
+def pillow_decode(data: bytes) -> torch.Tensor:
+    """The Pillow path: uint8 ``(3, H, W)``."""
+    with Image.open(io.BytesIO(data)) as image:
+        array = np.array(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+
+
+def torchvision_decode(data: bytes) -> torch.Tensor:
+    """``torchvision.io.decode_jpeg`` alone: uint8 ``(3, H, W)``."""
+    return decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))
+
+
+def resized_shape(image: torch.Tensor) -> tuple[int, int, int, int]:
+    """``(new height, new width, top, left)`` of resize_center_crop's shorter side to SIZE and centre crop."""
+    _, h, w = image.shape
+    scale = SIZE / min(h, w)
+    nh, nw = max(SIZE, round(h * scale)), max(SIZE, round(w * scale))
+    return nh, nw, (nh - SIZE) // 2, (nw - SIZE) // 2
+
+
+def resize_uint8(image: torch.Tensor) -> torch.Tensor:
+    """resize_center_crop's geometry, interpolated on the uint8 channels_last tensor (no float conversion)."""
+    nh, nw, top, left = resized_shape(image)
+    x = image[None].contiguous(memory_format=torch.channels_last)
+    x = F.interpolate(x, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    return x[0, :, top : top + SIZE, left : left + SIZE].contiguous()  # (3, SIZE, SIZE)
+
+
+def resize_pillow(image: torch.Tensor) -> torch.Tensor:
+    """The independent reference: Pillow's bilinear resize (antialiased when shrinking), same geometry."""
+    nh, nw, top, left = resized_shape(image)
+    array = np.asarray(Image.fromarray(image.permute(1, 2, 0).numpy()).resize((nw, nh), Image.BILINEAR))
+    return torch.from_numpy(array[top : top + SIZE, left : left + SIZE].copy()).permute(2, 0, 1)
+
+
+def ms_per_image(function: Callable[[object], object], items: list, repeats: int) -> float:
+    """Median over ``repeats`` passes of the milliseconds per item."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for item in items:
+            function(item)
+        times.append((time.perf_counter() - start) / len(items))
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore", DeprecationWarning)  # torchvision 0.29's notice on its decoders
+    jpegs = make_jpegs(args.images, seed=0)
+    decoded = [pillow_decode(data) for data in jpegs]
+    for data, expected in zip(jpegs, decoded, strict=True):
+        assert torch.equal(decode_image(data, 3), expected), "decode_image differs from Pillow"
+    print(f"# {args.images} JPEGs ~500x375 q90 in memory, 1 torch thread, median of {args.repeats} passes; "
+          f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
+    rows = {
+        "Pillow open + convert RGB": ms_per_image(pillow_decode, jpegs, args.repeats),
+        "decode_image (fast path)": ms_per_image(lambda d: decode_image(d, 3), jpegs, args.repeats),
+        "torchvision decode_jpeg alone": ms_per_image(torchvision_decode, jpegs, args.repeats),
+    }
+    print(f"{'decode':<34} {'ms/image':>9} {'vs Pillow':>10}")
+    pillow = rows["Pillow open + convert RGB"]
+    for name, ms in rows.items():
+        print(f"{name:<34} {ms:>9.2f} {pillow / ms:>9.2f}x")
+
+    references = [resize_pillow(image) for image in decoded]
+    print(f"\n{f'bring to {SIZE} px':<34} {'ms/image':>9} {'vs float':>10} {'vs Pillow resize: max, mean':>28}")
+    float_ms = None
+    for name, resize in (
+        ("resize_center_crop (float)", lambda image: resize_center_crop(image, SIZE)),
+        ("uint8 channels_last", resize_uint8),
+    ):
+        ms = ms_per_image(resize, decoded, args.repeats)
+        float_ms = float_ms or ms
+        diff = torch.cat(
+            [(resize(x).int() - r.int()).abs().flatten() for x, r in zip(decoded, references, strict=True)]
+        )
+        print(f"{name:<34} {ms:>9.2f} {float_ms / ms:>9.2f}x {diff.max().item():>18d}, {diff.float().mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()
