@@ -4,6 +4,7 @@ same SimCLR / MoCo / DINO runs the resume tests use), each in its own process, o
 
     python benchmarks/faults.py            # prints a markdown table for benchmarks/RESULTS.md
     python benchmarks/faults.py --cases epoch_end,ctrl_c_in_step   # only these cases (names: --help)
+    python benchmarks/faults.py --cases command_outputs,command_serve   # the commands around training
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from faults_commands import CASES as COMMAND_CASES
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "tests" / "train" / "resume_runs.py"
@@ -259,6 +262,7 @@ def main() -> None:
         "ctrl_c_in_step": lambda tmp: [ctrl_c_in_step(tmp)],
         "full_disk": lambda tmp: [full_disk(tmp)],
         "bad_inputs": lambda tmp: [bad_inputs(tmp)],
+        **{f"command_{name}": case for name, case in COMMAND_CASES.items()},  # export, embed, index, predict, serve
     }
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", default=",".join(cases), help=f"comma-separated, of: {', '.join(cases)}")

@@ -10,13 +10,13 @@ def _mine_negatives(args: argparse.Namespace) -> int:
     from contrastkit.index.mine_negatives import mine_negatives, stats_path
     from contrastkit.outputs.output_target import OutputTarget
 
-    target = OutputTarget(  # refused before anything is read
-        args.out, [args.pairs, args.encoder], args.overwrite, companions=[stats_path(args.out).name]
-    )
     try:
         start, stop = (int(x) for x in args.range.split(":"))
     except ValueError:
         raise ValueError(f"--range must be START:STOP (ranks, e.g. 10:50), got {args.range!r}") from None
+    target = OutputTarget(  # refused before anything is read
+        args.out, [args.pairs, args.encoder], args.overwrite, companions=[stats_path(args.out).name]
+    )
     margin = None if args.relative_margin <= 0 else args.relative_margin
     with target.staged() as out:
         summary = mine_negatives(

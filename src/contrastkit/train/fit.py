@@ -73,8 +73,10 @@ def _uses_cuda(accelerator: str) -> bool:
 
 
 def batch_rows(batch: Any) -> int:
-    """Samples in a training batch (images, texts or sequences first)."""
-    return len(batch[0])
+    """Samples in a training batch (images, texts or sequences first), for the throughput log; a batch whose images
+    were all unreadable (it trains nothing) counts as one, because Lightning's monitor refuses fewer samples than
+    batches so far (a first batch of only corrupt files stopped the run)."""
+    return max(len(batch[0]), 1)
 
 
 def build_trainer(config: RunConfig, callbacks: list[pl.Callback], loggers: list[Logger]) -> pl.Trainer:

@@ -200,8 +200,8 @@ class LitMethod(pl.LightningModule):
 
     def training_step(self, batch: tuple[Any, Any], batch_idx: int) -> Tensor | None:
         images, targets = batch  # uint8 (B, C, H, W) images (or B texts), class ids (B,) or B texts
-        if len(images) == 0:  # every image of this batch was unreadable (skipped and counted): no step
-            return None
+        if len(images) < 2:  # all but one image (or all) unreadable, skipped and counted: no step (one sample has
+            return None  # no negatives, and the heads' BatchNorm cannot train on it)
         self.method.set_progress(self._progress(batch_idx))
         generator = torch.Generator().manual_seed(view_seed(self.seed, self.global_rank, self.current_epoch, batch_idx))
         views = [images] if self.views is None else self.views.batch(images, generator)  # V x (B, C, S, S) float32
