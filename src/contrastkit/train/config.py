@@ -146,6 +146,8 @@ class TrainerConfig:
     grad_cache_chunk_size: int = 0  # 0: off; >0: GradCache, embed batches in chunks of this many samples (less memory)
     sync_batchnorm: bool = True  # SyncBatchNorm across processes when distributed (global-batch statistics)
     channels_last: bool = True  # NHWC weights and views: ~1.2x faster convolutions on CPU (benchmarks/throughput.py)
+    compile: bool = False  # torch.compile the backbone, in place (same weights, checkpoints and encoder file); off:
+    # on 2 CPU cores it gains nothing beyond noise (0.9-1.2x) for 20-25 s of compiling (benchmarks/compile.py)
     log_every_n_steps: int = 10  # logging interval in steps
     limit_train_batches: float = 1.0  # fraction (<= 1.0) or number (> 1) of batches per epoch
     deterministic: bool = False  # deterministic kernels (slower)

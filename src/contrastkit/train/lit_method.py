@@ -36,6 +36,9 @@ class NonFiniteLossError(RuntimeError):
     """Training met a NaN or inf loss (``trainer.on_nonfinite``): the step, the loss's parts and the usual causes."""
 
 
+COMPILE_BACKEND = "inductor"  # torch.compile's default code generator (the tests swap in a quick one)
+
+
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch (CPU and CUDA) RNG states, as types ``torch.load(weights_only=True)`` accepts."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002  (the legacy global state)
@@ -110,6 +113,8 @@ class LitMethod(pl.LightningModule):
             with their running statistics (a pretrained network's) and never update them; their scale and shift
             still learn. For continuing from ``backbone.pretrained`` on data unlike its pretraining data, where
             statistics re-estimated on the new data cost the features more than they bring (benchmarks/RESULTS.md).
+        compile_backbone: ``torch.compile`` the backbone in place (``nn.Module.compile``: its parameters, state dict
+            and checkpoint keys stay those of the eager module) when the trainer sets the model up.
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class LitMethod(pl.LightningModule):
         on_nonfinite: str = "stop",
         nonfinite_limit: int = 10,
         freeze_batchnorm: bool = False,
+        compile_backbone: bool = False,
     ) -> None:
         super().__init__()
         if on_nonfinite not in ("stop", "skip"):
@@ -156,8 +162,14 @@ class LitMethod(pl.LightningModule):
             self.automatic_optimization = False
         self._plan: SchedulePlan | None = None  # set by configure_optimizers
         self.freeze_batchnorm = bool(freeze_batchnorm)
+        self.compile_backbone = bool(compile_backbone)
         self._base_lrs: list[float] = []  # the current settings' learning rate of each parameter group (optim.lr
         # scaled to the global batch, times optim.backbone_lr_ratio for the backbone's)
+
+    def configure_model(self) -> None:
+        """Compile the backbone once the trainer has set the module up (``trainer.compile``)."""
+        if self.compile_backbone and not getattr(self.method.backbone, "_compiled_call_impl", None):
+            self.method.backbone.compile(backend=COMPILE_BACKEND)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.method.embed(x)

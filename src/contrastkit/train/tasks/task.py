@@ -107,6 +107,7 @@ def lit_method(
         on_nonfinite=t.on_nonfinite,
         nonfinite_limit=t.nonfinite_limit,
         freeze_batchnorm=config.backbone.freeze_batchnorm,
+        compile_backbone=t.compile,
     )
 
 
