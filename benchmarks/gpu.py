@@ -48,10 +48,11 @@ class Sizes:
     jpegs: int  # JPEGs of the feed row
     feed_batch: int  # JPEGs decoded together
     lightly_images: int  # images through lightly's per-sample CPU transform
+    view_size: int  # side of the feed row's views
 
 
-FULL = Sizes(65_536, "resnet50", 224, 256, 20, 2048, 256, 256)
-TINY = Sizes(256, "resnet18", 32, 8, 2, 16, 8, 8)
+FULL = Sizes(65_536, "resnet50", 224, 256, 20, 2048, 256, 256, 224)
+TINY = Sizes(256, "resnet18", 32, 8, 2, 8, 4, 4, 32)
 
 
 def sync(device: torch.device) -> None:
@@ -186,9 +187,9 @@ def feed_row(sizes: Sizes, device: torch.device) -> list[dict]:
 
     jpegs = make_jpegs(sizes.jpegs)
     encoded = [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in jpegs]
-    views = SimCLRViews(input_size=min(224, sizes.image_size * 7))
+    views = SimCLRViews(input_size=sizes.view_size)
     generator = torch.Generator().manual_seed(0)
-    crop = 256 if views.specs[0].size == 224 else views.specs[0].size + 32
+    crop = sizes.view_size * 8 // 7  # 256 for 224: the image side the views crop from
 
     def ours() -> None:
         for start in range(0, len(encoded), sizes.feed_batch):

@@ -97,6 +97,8 @@ def test_the_command_prints_what_it_filtered_and_refuses_bad_settings(corpus, tm
         assert row["negative"] != row["positive"]
     assert main(["mine-negatives", str(path), "--encoder", str(encoder_path), "--out", str(out), "--range", "5"]) == 2
     assert "--range must be START:STOP" in capsys.readouterr().err
+    earlier = out.read_bytes()
     assert main(["mine-negatives", str(path), "--encoder", str(encoder_path), "--out", str(out), "--range", "3:4",
-                 "--num-negatives", "2"]) == 2  # fmt: skip
+                 "--num-negatives", "2", "--overwrite"]) == 2  # fmt: skip
     assert "fewer ranks than --num-negatives" in capsys.readouterr().err
+    assert out.read_bytes() == earlier  # a refused setting leaves the earlier output whole, --overwrite or not
