@@ -106,6 +106,7 @@ bench: $(STAMP) models | $(FMNIST) $(WORDNET)
 	$(PY) benchmarks/text_retrieval.py
 	$(PY) benchmarks/gradcache.py
 	$(PY) benchmarks/faults.py
+	CONTRASTKIT_FULL_KILL_MATRIX=1 $(PY) -m pytest -q tests/train/test_mid_epoch_resume.py tests/train/test_epoch_end_resume.py
 
 # The package as users get it: the wheel and sdist built (python -m build), the wheel installed with its `train` extra
 # into a fresh virtual environment (not editable, not the source tree on the path), and the commands run from it in an

@@ -45,3 +45,13 @@ def run_process_group(command: list[str], env: dict[str, str], cwd: Path, timeou
         process.communicate()
         raise
     return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
+def kill_matrix(suite: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """The (method, processes) pairs a SIGKILL-and-resume test runs: ``suite`` in ``make test`` (each pair is ~25 s of
+    two cores), and every method on 1 and 2 processes with ``CONTRASTKIT_FULL_KILL_MATRIX=1`` (``make bench``)."""
+    import os
+
+    if os.environ.get("CONTRASTKIT_FULL_KILL_MATRIX") == "1":
+        return [(method, processes) for method in ("dino", "moco", "simclr") for processes in (1, 2)]
+    return suite

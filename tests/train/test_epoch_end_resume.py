@@ -12,6 +12,7 @@ import torch
 from contrastkit.train import lit_method
 from contrastkit.train.fit import train
 from contrastkit.train.loop_state import continue_after_epoch_end
+from tests.train.helpers import kill_matrix
 from tests.train.resume_runs import EPOCH_END_ONLY, STEPS_PER_EPOCH, resume_config
 from tests.train.test_mid_epoch_resume import _launch, _ok, _state, assert_same_weights
 from tests.train.test_resume import CrashAt
@@ -103,9 +104,9 @@ def test_the_loop_counters_of_an_epoch_end_checkpoint_are_rewritten_and_others_l
     assert continue_after_epoch_end({"state_dict": {}}) is None  # no loops (an exported or foreign file)
 
 
-# the loop fix is the same for every method: SimCLR on 1 and 2 processes, and DINO (teacher, centre, schedules) on 1;
-# MoCo's queue is covered by the mid-epoch kill tests (tests/train/test_mid_epoch_resume.py); the suite's time matters
-@pytest.mark.parametrize(("method", "processes"), [("simclr", 1), ("dino", 1), ("simclr", 2)])
+# the loop fix is the same for every method: SimCLR on 1 and 2 processes in the suite; every method (MoCo's queue,
+# DINO's teacher and centre) on 1 and 2 processes with CONTRASTKIT_FULL_KILL_MATRIX=1 (make bench)
+@pytest.mark.parametrize(("method", "processes"), kill_matrix([("simclr", 1), ("simclr", 2)]))
 def test_sigkill_after_an_epoch_end_checkpoint_then_resume_last_equals_the_uninterrupted_run(
     tmp_path, method, processes
 ):

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from contrastkit.train.fit import train
-from tests.train.helpers import run_process_group
+from tests.train.helpers import kill_matrix, run_process_group
 from tests.train.resume_runs import METHODS, resume_config
 from tests.train.test_resume import CrashAt
 
@@ -78,8 +78,7 @@ def _ok(done: subprocess.CompletedProcess) -> None:
     assert done.returncode == 0, f"rc {done.returncode}:\n{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
 
 
-@pytest.mark.parametrize("processes", [1, 2])
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize(("method", "processes"), kill_matrix([(m, 1) for m in sorted(METHODS)] + [("simclr", 2)]))
 def test_sigkill_mid_epoch_then_resume_last_equals_the_uninterrupted_run(tmp_path, method, processes):
     full, killed = tmp_path / "full", tmp_path / "killed"
     _ok(_launch(tmp_path, processes, str(full), method, str(processes), "0"))
