@@ -46,8 +46,8 @@ def said(done: subprocess.CompletedProcess) -> str:
 
 
 def setup(tmp: Path) -> dict[str, Path]:
-    """A tiny trained run (checkpoint + encoder), its embedding of digits' test split and a frozen-probe
-    classifier, made once for the cases."""
+    """A tiny trained run (checkpoint + encoder), its embedding of digits' test split, an index of it and a
+    frozen-probe classifier, made once for the cases."""
     out = tmp / "cmd"
     if not (out / "run" / "encoder.safetensors").is_file():
         run(cli("train", "simclr-digits", f"out_dir={out}", "name=run", *TINY), tmp)
@@ -55,8 +55,10 @@ def setup(tmp: Path) -> dict[str, Path]:
                 str(out / "emb"), "--quiet", "--num-workers", "0"), tmp)  # fmt: skip
         run(cli("finetune", str(out / "run" / "encoder.safetensors"), "--data", "digits", "--labels-per-class", "2",
                 "--freeze", "--no-scratch", "--out-dir", str(out), "--name", "ft"), tmp)  # fmt: skip
+        run(cli("index", "build", str(out / "emb"), "--out", str(out / "digits.faiss")), tmp)
     return {"out": out, "run": out / "run", "ckpt": out / "run" / "checkpoints" / "last.ckpt",
-            "encoder": out / "run" / "encoder.safetensors", "emb": out / "emb", "ft": out / "ft"}  # fmt: skip
+            "encoder": out / "run" / "encoder.safetensors", "emb": out / "emb", "ft": out / "ft",
+            "index": out / "digits.faiss"}  # fmt: skip
 
 
 def outputs(tmp: Path) -> list[tuple[str, str, str]]:
@@ -118,9 +120,7 @@ def unreadable(tmp: Path) -> list[tuple[str, str, str]]:
 
 def search_k(tmp: Path) -> list[tuple[str, str, str]]:
     f = setup(tmp)
-    index = f["out"] / "digits.faiss"
-    if not index.is_file():
-        run(cli("index", "build", str(f["emb"]), "--out", str(index)), tmp)
+    index = f["index"]
     query = tmp / "query.png"
     from PIL import Image
 
@@ -149,11 +149,8 @@ def serve(tmp: Path) -> list[tuple[str, str, str]]:
     from PIL import Image
 
     f = setup(tmp)
-    index = f["out"] / "digits.faiss"
-    if not index.is_file():
-        run(cli("index", "build", str(f["emb"]), "--out", str(index)), tmp)
+    index = f["index"]
     other = tmp / "other.safetensors"
-    run(cli("export", str(f["ckpt"]), "--out", str(tmp / "same.safetensors"), "--overwrite"), tmp)
     from contrastkit.backbones import create_backbone, save_encoder
 
     save_encoder(create_backbone("small_cnn", in_chans=1, small_input=True, widths=(4, 8, 16)), other,
