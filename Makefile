@@ -104,6 +104,11 @@ bench: $(STAMP) models | $(FMNIST) $(WORDNET)
 	$(PY) benchmarks/clip.py
 	$(PY) benchmarks/text.py
 	$(PY) benchmarks/text_retrieval.py
+	$(PY) benchmarks/text_retrieval.py --folds 3 --guide $(MPNET).safetensors
+	$(PY) benchmarks/fewshot_text.py
+	$(PY) benchmarks/feed.py
+	$(PY) benchmarks/decode.py
+	$(PY) benchmarks/compile.py
 	$(PY) benchmarks/gradcache.py
 	$(PY) benchmarks/faults.py
 	CONTRASTKIT_FULL_KILL_MATRIX=1 $(PY) -m pytest -q tests/train/test_mid_epoch_resume.py tests/train/test_epoch_end_resume.py

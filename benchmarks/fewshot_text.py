@@ -10,8 +10,9 @@ from the rest. Rows, each on exactly the same labelled texts, in one run on one 
 - frozen all-MiniLM-L6-v2 + logistic regression (contrastkit's linear-probe row);
 - SetFit 1.x with its defaults (the real ``setfit`` package: oversampled pairs, CosineSimilarityLoss, 1 epoch, then
   logistic regression), all-MiniLM-L6-v2 body;
-- ``contrastkit finetune`` with all-MiniLM-L6-v2, each stage-1 objective (supcon, triplets);
-- ``contrastkit finetune`` with all-mpnet-base-v2 (``make models``), the default objective.
+- ``contrastkit finetune`` with all-MiniLM-L6-v2, each stage-1 objective (supcon, triplets), and triplets with
+  stage 2 as LP-FT (``--head lp-ft``) instead of logistic regression;
+- ``contrastkit finetune`` with all-mpnet-base-v2 (``make models``), the defaults.
 
 Time is wall time of training plus predicting the test texts (contrastkit: stage 1, stage 2 and the test
 predictions; the frozen probe it also reports is not counted). Goals (issue 24): contrastkit >= SetFit's accuracy at
@@ -20,6 +21,7 @@ predictions; the frozen probe it also reports is not counted). Goals (issue 24):
     python benchmarks/fewshot_text.py          # both corpora, 3 draws (SetFit alone: ~27 min per draw, 2 cores)
     python benchmarks/fewshot_text.py --corpus noun --draws 1 --no-setfit
     python benchmarks/fewshot_text.py --corpus noun --setfit-draws 1     # SetFit on draw 0 only (~45 minutes)
+    python benchmarks/fewshot_text.py --corpus noun --rows probe,triplets,lp-ft   # some rows only
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from contrastkit.finetuning.text_finetune_config import TextFinetuneConfig
 ROOT = Path(__file__).resolve().parents[1]
 MPNET = ROOT / "models" / "all-mpnet-base-v2.safetensors"  # written by `make models`
 TEST_PER_CLASS, MIN_POOL, LABELS_PER_CLASS = 80, 16, 8
+ROWS = ("tfidf", "probe", "setfit", "supcon", "triplets", "lp-ft", "mpnet")  # --rows names, in the table's order
 
 
 def corpus(pos: str) -> tuple[LabelledTexts, LabelledTexts]:
@@ -109,8 +112,12 @@ def main() -> None:
     parser.add_argument(
         "--setfit-draws", type=int, default=None, help="SetFit on the first N draws only (its default run is ~25 min)"
     )
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated, of {', '.join(ROWS)} (default all)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "fewshot_text.json"))
     args = parser.parse_args()
+    wanted = set(args.rows.split(","))
+    if wanted - set(ROWS):
+        parser.error(f"--rows: unknown {', '.join(sorted(wanted - set(ROWS)))} (of {', '.join(ROWS)})")
     torch.set_num_threads(int(os.environ.get("CONTRASTKIT_THREADS", "2")))
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "contrastkit-fewshot"
     work.mkdir(parents=True, exist_ok=True)
@@ -135,27 +142,28 @@ def main() -> None:
             print(f"{name}, draw {seed}: {len(train)} labelled texts", flush=True)
             classes = train.classes()
             split = TextSplit(train.texts, train.ids(classes), test.texts, test.ids(classes), classes, test.source)
-            start = time.perf_counter()
-            record(name, "TF-IDF + logistic regression", tfidf_accuracy(split, seed), time.perf_counter() - start)
-            start = time.perf_counter()
-            probe = probe_classifier(TextTower(minilm), split.train_texts, split.train_labels, len(classes), seed)
-            accuracy = float(
-                (predict_texts(probe, test.texts).argmax(1) == torch.as_tensor(split.test_labels)).float().mean()
-            )
-            record(name, "frozen MiniLM + logistic regression", accuracy, time.perf_counter() - start)
-            if not args.no_setfit and seed < (args.draws if args.setfit_draws is None else args.setfit_draws):
+            if "tfidf" in wanted:
+                start = time.perf_counter()
+                record(name, "TF-IDF + logistic regression", tfidf_accuracy(split, seed), time.perf_counter() - start)
+            if "probe" in wanted:
+                start = time.perf_counter()
+                probe = probe_classifier(TextTower(minilm), split.train_texts, split.train_labels, len(classes), seed)
+                predicted = predict_texts(probe, test.texts).argmax(1)
+                accuracy = float((predicted == torch.as_tensor(split.test_labels)).float().mean())
+                record(name, "frozen MiniLM + logistic regression", accuracy, time.perf_counter() - start)
+            setfit_draws = args.draws if args.setfit_draws is None else args.setfit_draws
+            if "setfit" in wanted and not args.no_setfit and seed < setfit_draws:
                 record(name, "SetFit 1.x defaults, MiniLM", *setfit_row(train, test, seed))
-            for objective in ("supcon", "triplets"):
-                config = TextFinetuneConfig(seed=seed, objective=objective, tfidf=False)
-                record(
-                    name,
-                    f"contrastkit finetune, MiniLM ({objective})",
-                    *contrastkit_row(minilm_file, train, test, config),
-                )
-            if MPNET.is_file():
+            for key, objective, head in (("supcon", "supcon", "logistic"), ("triplets", "triplets", "logistic"),
+                                         ("lp-ft", "triplets", "lp-ft")):  # fmt: skip
+                if key in wanted:
+                    config = TextFinetuneConfig(seed=seed, objective=objective, head=head, tfidf=False)
+                    label = f"contrastkit finetune, MiniLM ({objective}{', LP-FT' if head == 'lp-ft' else ''})"
+                    record(name, label, *contrastkit_row(minilm_file, train, test, config))
+            if "mpnet" in wanted and MPNET.is_file():
                 config = TextFinetuneConfig(seed=seed, tfidf=False)
                 record(name, "contrastkit finetune, mpnet", *contrastkit_row(MPNET, train, test, config))
-            else:
+            elif "mpnet" in wanted:
                 print(f"  (no {MPNET}: `make models` adds the all-mpnet-base-v2 row)")
     print()
     for corpus_name, table in rows.items():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from contrastkit.backbones.embed_by_length import embed_by_length
+from contrastkit.backbones.embed_by_length import embed_by_length, encode_by_length
 from contrastkit.data.tokenized_texts import TokenTable
 
 
@@ -40,3 +40,31 @@ def test_gradients_equal_those_of_one_call_per_group(minilm, groups):
     plain_grad = grad(lambda: [minilm(g) for g in groups])
     minilm.zero_grad()
     assert (sorted_grad - plain_grad).norm() < 1e-5 * plain_grad.norm()  # float rounding only
+
+
+def test_every_text_once_in_batches_of_similar_length():
+    texts = ["a" * n for n in (50, 3, 17, 3, 90, 1, 8, 40, 12, 6, 30)]
+    batches = []
+
+    def encode(batch: list[str]) -> torch.Tensor:
+        batches.append(batch)
+        return torch.tensor([[float(len(t)), float(i)] for i, t in enumerate(batch)])  # (b, 2)
+
+    out = torch.full((len(texts), 2), -1.0)
+    for rows, z in encode_by_length(encode, texts, 4):
+        out[rows] = z
+    assert [len(b) for b in batches] == [4, 4, 3]
+    assert out[:, 0].tolist() == [float(len(t)) for t in texts]  # each row's embedding is its own text's
+    longest = [max(map(len, b)) for b in batches]
+    assert longest == sorted(longest) and longest[0] == 6  # the short texts are never padded to the long ones
+    with pytest.raises(ValueError, match="batch_size"):
+        list(encode_by_length(encode, texts, 0))
+
+
+def test_the_order_changes_nothing_but_the_padding(minilm):
+    texts = ["a cat", "the reference manual of the Python language, its syntax and its semantics", "dog", "bread"]
+    in_order = minilm(texts)  # (4, 384): one batch padded to the longest
+    out = torch.empty_like(in_order)
+    for rows, z in encode_by_length(minilm, texts, 2):
+        out[rows] = z
+    assert torch.allclose(out, in_order, atol=1e-5)

@@ -14,11 +14,12 @@ import pytest
 import torch
 
 from contrastkit.backbones import save_encoder
+from contrastkit.backbones.encoder_file import load_encoder
 from contrastkit.cli.main import main
-from contrastkit.finetuning.classifier import load_classifier
+from contrastkit.finetuning.classifier import load_classifier, text_tower_of
 from contrastkit.finetuning.finetune_texts import finetune_texts
 from contrastkit.finetuning.labelled_texts import read_labelled_texts
-from contrastkit.finetuning.text_finetune import predict_texts, supcon_batches, triplet_batches
+from contrastkit.finetuning.text_finetune import embed_texts, lp_ft, predict_texts, supcon_batches, triplet_batches
 from contrastkit.finetuning.text_finetune_config import TextFinetuneConfig
 
 DATA = Path(__file__).parents[1] / "data" / "wordnet_categories_small.jsonl"
@@ -89,6 +90,29 @@ def test_the_objectives_batches_hold_what_their_loss_needs():
     assert sorted(anchors) == list(range(len(labels)))  # every row an anchor once
 
 
+def test_lp_ft_starts_from_a_probe_and_trains_encoder_and_head_with_cross_entropy(files):
+    train = read_labelled_texts(files[0] / "train.jsonl")
+    labels = train.ids(train.classes())
+    tower = text_tower_of(load_encoder(files[1]))
+    z = embed_texts(tower, train.texts).double()  # (32, 384) before LP-FT
+    before = {k: v.clone() for k, v in tower.state_dict().items()}
+    config = TextFinetuneConfig(batch_size=8, head_epochs=4, lr=5e-5, head="lp-ft")  # 4 steps per epoch
+    classifier, losses = lp_ft(tower, train.texts, labels, 4, config)
+    assert len(losses) == 16 and np.mean(losses[-4:]) < 0.8 * np.mean(losses[:4])  # cross-entropy falls
+    # the probe LP-FT starts from: scikit-learn's default logistic regression (C = 1) on the embeddings
+    from sklearn.linear_model import LogisticRegression
+
+    reference = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(z.numpy(), labels)
+    logits = z @ torch.from_numpy(reference.coef_).t() + torch.from_numpy(reference.intercept_)  # (32, 4)
+    probe_ce = float((logits.logsumexp(1) - logits[torch.arange(32), torch.as_tensor(labels)]).mean())
+    assert abs(losses[0] - probe_ce) < 0.1  # the first batch's loss is the probe's (dropout and the batch aside)
+    assert classifier.encoder is tower and not classifier.training
+    after = tower.state_dict()
+    assert sum(not torch.equal(after[k], before[k]) for k in before) > 10  # the encoder trained with the head
+    trained = (embed_texts(tower, train.texts) @ classifier.head.weight.t() + classifier.head.bias).argmax(1)
+    assert float((trained == torch.as_tensor(labels)).float().mean()) >= 0.9  # and fits the labels it saw
+
+
 def test_the_command_line_trains_predicts_and_scores_a_labelled_file(files, tmp_path, capsys):
     folder, encoder = files
     run = tmp_path / "run"
@@ -114,6 +138,10 @@ def test_the_command_line_trains_predicts_and_scores_a_labelled_file(files, tmp_
                  "--out", str(tmp_path / "q.csv")]) == 0  # fmt: skip
     assert len((tmp_path / "q.csv").read_text(encoding="utf-8").splitlines()) == 3
     assert main(args) == 2 and "holds an earlier output" in capsys.readouterr().err  # never replaced by accident
+    assert main([*args[:-6], "--epochs", "1", "--head", "lp-ft", "--no-scratch", "--overwrite"]) == 0
+    printed = capsys.readouterr().out
+    assert "fine-tuned (contrastive, then LP-FT)" in printed and "TF-IDF" not in printed
+    assert json.loads((run / "finetune.json").read_text(encoding="utf-8"))["config"]["head"] == "lp-ft"
 
 
 def _bad(tmp_path, name, content: bytes | str) -> Path:
@@ -180,4 +208,7 @@ def test_image_only_flags_are_refused_for_texts(files, tmp_path, capsys):
     for flag, value in (("--input-size", "64"), ("--label-fraction", "0.5")):
         assert main([*base, flag, value]) == 2
         assert f"{flag} is for images" in capsys.readouterr().err
+    assert main(["finetune", str(encoder), "--data", "digits", "--labels-per-class", "2", "--head", "lp-ft",
+                 "--out", str(tmp_path / "run")]) == 2  # fmt: skip
+    assert "--head is for labelled texts" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

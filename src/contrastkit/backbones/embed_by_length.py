@@ -1,8 +1,11 @@
-"""Embedding a batch's texts in length-sorted chunks: each chunk padded to its own longest text, not the batch's."""
+"""Embedding texts in length-sorted chunks: each chunk padded to its own longest text, not the whole input's (a
+transformer's cost grows with the padded length; a text's embedding does not depend on its chunk companions).
+``embed_by_length`` for a training batch's tokenised groups (gradients flow), ``encode_by_length`` for plain
+strings at inference (embedding, mining, search queries)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -51,3 +54,20 @@ def embed_by_length(encoder: nn.Module, groups: Sequence[TokenizedTexts], chunk_
     inverse[torch.tensor(order)] = torch.arange(len(order))
     unsorted = sorted_out[inverse]  # (T, D), in the groups' order
     return list(torch.split(unsorted, [len(g) for g in groups]))
+
+
+def encode_by_length(
+    encode: Callable[[list[str]], Tensor], texts: Sequence[str], batch_size: int
+) -> Iterator[tuple[list[int], Tensor]]:
+    """``(rows, encode([texts[i] for i in rows]))`` for batches of at most ``batch_size`` texts taken in order of
+    length (characters, a cheap stand-in for tokens): every text once; the caller writes the rows where they go.
+
+    Padding to each batch's longest text instead of the input's longest made `contrastkit mine-negatives` with
+    all-mpnet-base-v2 (384 tokens) on Python's documentation paragraphs several times faster.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        yield rows, encode([texts[i] for i in rows])  # (b, D)

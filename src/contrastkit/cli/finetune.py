@@ -26,7 +26,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     if args.labels_per_class is None and args.label_fraction is None:
         raise ValueError("images: give --labels-per-class N or --label-fraction F (labels drawn from the data)")
-    for flag, value in (("--test", args.test), ("--objective", args.objective)):
+    for flag, value in (("--test", args.test), ("--objective", args.objective), ("--head", args.head)):
         if value is not None:
             raise ValueError(f"{flag} is for labelled texts (--data FILE.jsonl / .csv / .tsv), not images")
     config = FinetuneConfig(
@@ -64,6 +64,7 @@ def _finetune_texts(args: argparse.Namespace, run_dir: Path) -> int:
         labels_per_class=args.labels_per_class,
         seed=args.seed,
         objective=args.objective or defaults.objective,
+        head=args.head or defaults.head,
         epochs=_given(args.epochs, defaults.epochs),
         batch_size=_given(args.batch_size, defaults.batch_size),
         lr=_given(args.lr, defaults.lr),

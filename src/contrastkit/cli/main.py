@@ -289,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--objective", default=None, choices=("supcon", "triplets"), help="texts: stage 1's loss (default triplets)"
     )
+    p.add_argument(
+        "--head",
+        default=None,
+        choices=("logistic", "lp-ft"),
+        help="texts: stage 2, logistic regression on the embeddings (default) or LP-FT (then encoder + head trained)",
+    )
     p.add_argument("--freeze", action="store_true", help="linear probe only: keep the encoder frozen")
     p.add_argument("--no-scratch", action="store_true", help="leave out the baseline (from scratch / TF-IDF)")
     p.add_argument("--epochs", type=int, default=None, help="passes over the labels (images 100, texts 10)")

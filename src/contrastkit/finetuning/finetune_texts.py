@@ -31,8 +31,9 @@ class TextFinetuneResult:
     tfidf: float | None  # TF-IDF + logistic regression on the same labels (None: not run)
     confusion: list[list[int]]  # confusion[true][predicted] of the exported classifier on the test texts
     source: str  # the data and where the test texts came from
+    head: str = "logistic"  # stage 2 of the fine-tuned row: logistic regression, or LP-FT
     seconds: dict[str, float] = field(default_factory=dict)  # wall time of each part
-    losses: list[float] = field(default_factory=list)  # stage 1's loss at every step
+    losses: list[float] = field(default_factory=list)  # the loss at every step: stage 1's, then LP-FT's
     run_dir: Path | None = None  # the run folder (None: nothing written)
     classifier_path: Path | None = None  # the exported classifier
 
@@ -43,7 +44,8 @@ class TextFinetuneResult:
         rows = [] if self.tfidf is None else [("TF-IDF + logistic regression (no pretraining)", self.tfidf)]
         rows.append(("linear probe (frozen encoder)", self.linear_probe))
         if self.finetuned is not None:
-            rows.append(("fine-tuned (contrastive, then logistic reg.)", self.finetuned))
+            stage_2 = "LP-FT" if self.head == "lp-ft" else "logistic reg."
+            rows.append((f"fine-tuned (contrastive, then {stage_2})", self.finetuned))
         return rows
 
     def summary(self) -> str:
@@ -137,6 +139,7 @@ def finetune_texts(
         tfidf=rows["tfidf"],
         confusion=confusion,
         source=split.source,
+        head=config.head,
         seconds=seconds,
         losses=losses,
         run_dir=run_dir,

@@ -14,13 +14,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from contrastkit.eval.linear_probe import fit_linear_probe
+from contrastkit.backbones.embed_by_length import encode_by_length
+from contrastkit.eval.linear_probe import fit_linear_probe, fit_logistic_regression
 from contrastkit.finetuning.classifier import Classifier, TextTower
 from contrastkit.finetuning.labelled_texts import LabelledTexts
 from contrastkit.finetuning.text_finetune_config import TextFinetuneConfig
 from contrastkit.losses import MultipleNegativesRankingLoss, SupConLoss
+from contrastkit.optim.parameter_groups import parameter_groups
 
 EMBED_BATCH = 128  # texts per forward pass when embedding without gradients
+LP_FT_HEAD_LR_RATIO = 10.0  # LP-FT: the head's learning rate over the encoder's
 
 
 @dataclass
@@ -50,15 +53,11 @@ def embed_texts(tower: nn.Module, texts: Sequence[str], batch_size: int = EMBED_
     """Normalised embeddings ``(N, E)`` of ``texts`` (eval mode, batches sorted by length: less padding)."""
     was_training = tower.training
     tower.eval()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out: list[Tensor] = [torch.empty(0)] * len(texts)
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        z = tower([texts[i] for i in rows]).float().cpu()  # (b, E)
-        for i, row in enumerate(rows):
-            out[row] = z[i]
+    out = torch.empty(len(texts), int(tower.feature_dim))  # (N, E)
+    for rows, z in encode_by_length(tower, texts, batch_size):
+        out[rows] = z.float().cpu()  # (b, E)
     tower.train(was_training)
-    return torch.stack(out) if out else torch.empty(0, tower.feature_dim)
+    return out
 
 
 def supcon_batches(labels: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
@@ -110,8 +109,6 @@ def contrastive_finetune(
     AdamW (no decay on biases and norm layers), linear warm-up then linear decay to zero, as sentence-transformers
     trains; batches pre-tokenised once.
     """
-    from contrastkit.optim.parameter_groups import parameter_groups
-
     rng = np.random.default_rng(config.seed)
     torch.manual_seed(config.seed)
     single = len(np.unique(labels)) == 1
@@ -124,16 +121,8 @@ def contrastive_finetune(
         criterion = MultipleNegativesRankingLoss(temperature=config.temperature)
         steps_per_epoch = len(list(triplet_batches(labels, config.batch_size, np.random.default_rng(0))))
     total = max(1, steps_per_epoch * config.epochs)
-    warmup = int(config.warmup_fraction * total)
-    optimizer = torch.optim.AdamW(parameter_groups(tower, config.weight_decay), lr=config.lr, fused=True)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
-    )
-    table = _tokens(tower, texts)
-
-    def as_input(rows: np.ndarray):
-        chosen = [texts[i] for i in rows]
-        return table.batch(chosen) if table is not None else chosen
+    optimizer, schedule = _adamw_linear(parameter_groups(tower, config.weight_decay), config, total)
+    as_input = _batcher(tower, texts)
 
     labels_t = torch.as_tensor(labels)
     losses: list[float] = []
@@ -152,6 +141,65 @@ def contrastive_finetune(
     if not all(math.isfinite(x) for x in losses):
         raise FloatingPointError("the contrastive fine-tuning loss became NaN or infinite: lower --lr")
     return losses
+
+
+def _batcher(tower: TextTower, texts: list[str]):
+    """A function from row indices to the tower's input for those texts (pre-tokenised once when it can be)."""
+    table = _tokens(tower, texts)
+
+    def as_input(rows: np.ndarray):
+        chosen = [texts[i] for i in rows]
+        return table.batch(chosen) if table is not None else chosen
+
+    return as_input
+
+
+def _adamw_linear(groups: list[dict], config: TextFinetuneConfig, total: int):
+    """Fused AdamW over ``groups`` (a group's own ``lr`` wins over ``config.lr``) and its schedule: linear warm-up
+    over ``config.warmup_fraction`` of ``total`` steps, then linear decay to zero, as sentence-transformers trains."""
+    warmup = int(config.warmup_fraction * total)
+    optimizer = torch.optim.AdamW(groups, lr=config.lr, fused=True)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: (s + 1) / max(1, warmup) if s < warmup else max(0.0, (total - s) / max(1, total - warmup))
+    )
+    return optimizer, schedule
+
+
+def lp_ft(
+    tower: TextTower, texts: list[str], labels: np.ndarray, k: int, config: TextFinetuneConfig
+) -> tuple[Classifier, list[float]]:
+    """Stage 2 as LP-FT (Kumar et al. 2022, "Fine-Tuning can Distort Pretrained Features and Underperform
+    Out-of-Distribution", arXiv 2202.10054): a linear probe first, then the encoder (in place) and the head trained
+    together with cross-entropy for ``config.head_epochs`` epochs, the encoder at ``config.lr`` and the head at
+    ``LP_FT_HEAD_LR_RATIO`` times it. The probe is scikit-learn's default logistic regression (``C = 1``, SetFit's
+    head) on the embeddings as they are: a head of moderate weights, whose loss still has a gradient on texts it
+    already classifies. (:func:`probe_classifier`'s, with its L2 chosen on a held-out part and the features
+    standardised, fits a few labels almost exactly with weights in the 1e5s: a step of the encoder then swings the
+    logits far.) Returns the classifier and the step losses."""
+    rng = np.random.default_rng(config.seed + 1)
+    torch.manual_seed(config.seed + 1)
+    labels_t = torch.as_tensor(labels)
+    w = fit_logistic_regression(embed_texts(tower, texts), labels_t, k, weight_decay=1.0 / len(texts))  # (E + 1, k)
+    classifier = Classifier(tower, k)
+    classifier.head.weight.data.copy_(w[:-1].t())
+    classifier.head.bias.data.copy_(w[-1])
+    head_ids = {id(p) for p in classifier.head.parameters()}
+    groups = parameter_groups(tower, config.weight_decay, skip=head_ids)
+    head_lr = config.lr * LP_FT_HEAD_LR_RATIO
+    groups.append({"params": list(classifier.head.parameters()), "weight_decay": 0.0, "lr": head_lr})
+    steps_per_epoch = math.ceil(len(texts) / config.batch_size)
+    optimizer, schedule = _adamw_linear(groups, config, max(1, steps_per_epoch * config.head_epochs))
+    as_input = _batcher(tower, texts)
+    losses: list[float] = []
+    classifier.train()
+    for _ in range(config.head_epochs):
+        for rows in np.array_split(rng.permutation(len(texts)), steps_per_epoch):
+            logits = classifier.head(tower(as_input(rows)))  # (B, k)
+            losses.append(_step(nn.functional.cross_entropy(logits.float(), labels_t[rows]), optimizer, schedule))
+    classifier.eval()
+    if not all(math.isfinite(x) for x in losses):
+        raise FloatingPointError("the LP-FT loss became NaN or infinite: lower --lr")
+    return classifier, losses
 
 
 def _step(loss: Tensor, optimizer: torch.optim.Optimizer, schedule) -> float:
@@ -195,7 +243,7 @@ def run_text_finetune(
     tower: TextTower, split: TextSplit, config: TextFinetuneConfig
 ) -> tuple[dict[str, float | None], Classifier, dict[str, float], list[float]]:
     """The three rows on one split: probe on the frozen encoder, fine-tuned (stage 1 + 2), TF-IDF; returns
-    (accuracies, the exported classifier, seconds per part, stage 1's losses)."""
+    (accuracies, the exported classifier, seconds per part, the training losses: stage 1's steps, then LP-FT's)."""
     k = len(split.classes)
     seconds: dict[str, float] = {}
     test_labels = torch.as_tensor(split.test_labels)
@@ -212,7 +260,11 @@ def run_text_finetune(
         start = time.perf_counter()
         tuned = copy.deepcopy(tower)
         losses = contrastive_finetune(tuned, split.train_texts, split.train_labels, config)
-        final = probe_classifier(tuned, split.train_texts, split.train_labels, k, config.seed)
+        if config.head == "lp-ft":
+            final, head_losses = lp_ft(tuned, split.train_texts, split.train_labels, k, config)
+            losses += head_losses
+        else:
+            final = probe_classifier(tuned, split.train_texts, split.train_labels, k, config.seed)
         rows["finetuned"] = accuracy(final)
         seconds["fine-tuning"] = time.perf_counter() - start
     if config.tfidf:
@@ -257,4 +309,6 @@ def text_split(
     return split, train_rows
 
 
-__all__ = ["TextSplit", "contrastive_finetune", "embed_texts", "predict_texts", "run_text_finetune", "text_split"]
+__all__ = [
+    "TextSplit", "contrastive_finetune", "embed_texts", "lp_ft", "predict_texts", "run_text_finetune", "text_split",
+]  # fmt: skip

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 OBJECTIVES = ("supcon", "triplets")
+HEADS = ("logistic", "lp-ft")
 
 
 @dataclass
@@ -31,6 +32,8 @@ class TextFinetuneConfig:
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not on biases and norm layers)
     warmup_fraction: float = 0.1  # warm-up steps as a fraction of stage 1's steps
     temperature: float = 0.05  # softmax temperature of the stage 1 loss
+    head: str = "logistic"  # stage 2: logistic (regression on the embeddings) or lp-ft (then encoder + head trained)
+    head_epochs: int = 4  # lp-ft: epochs of cross-entropy training of the encoder and the head together
     test_fraction: float = 0.2  # without a test file: this fraction of each class is held out for testing
     freeze: bool = False  # linear probe on the frozen encoder only: no stage 1
     tfidf: bool = True  # also train TF-IDF + logistic regression on the same labels (no pretraining)
@@ -41,7 +44,9 @@ class TextFinetuneConfig:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.labels_per_class is not None and self.labels_per_class < 2:
             raise ValueError(f"labels_per_class must be >= 2 (a class needs a pair), got {self.labels_per_class}")
-        for name in ("epochs", "batch_size"):
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        for name in ("epochs", "batch_size", "head_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 2:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from contrastkit.backbones.embed_by_length import encode_by_length
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.skip_report import Skipped, SkipReport, split_skipped
 
@@ -165,10 +166,8 @@ def embed_texts(
     partial = out / ".embeddings.partial.npy"
     rows = np.lib.format.open_memmap(partial, mode="w+", dtype=dtype, shape=(len(texts), dim))
     with torch.no_grad():
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start : start + batch_size]
-            z = encoder.encode_text(chunk)  # (b, D), L2-normalised
-            rows[start : start + len(chunk)] = z.float().cpu().numpy().astype(dtype)  # (b, D)
+        for chunk, z in encode_by_length(encoder.encode_text, texts, batch_size):  # z: (b, D), L2-normalised
+            rows[chunk] = z.float().cpu().numpy().astype(dtype)  # (b, D)
     rows.flush()
     del rows
     os.replace(partial, out / "embeddings.npy")

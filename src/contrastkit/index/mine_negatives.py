@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contrastkit.backbones.embed_by_length import encode_by_length
+
 
 @dataclass
 class MiningSummary:
@@ -50,10 +52,10 @@ def _same(text: str) -> str:
 
 @torch.no_grad()
 def _embed(encoder, texts: list[str], batch_size: int) -> np.ndarray:
-    rows = [
-        encoder.encode_text(texts[i : i + batch_size]).float().cpu().numpy() for i in range(0, len(texts), batch_size)
-    ]
-    return np.concatenate(rows).astype(np.float32)  # (N, D), L2-normalised
+    out = np.empty((len(texts), int(encoder.feature_dim)), dtype=np.float32)  # (N, D), L2-normalised
+    for rows, z in encode_by_length(encoder.encode_text, texts, batch_size):
+        out[rows] = z.float().cpu().numpy()  # (b, D)
+    return out
 
 
 def _quantiles(values: list[float]) -> list[float]:

@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import numpy as np
 import torch
 
+from contrastkit.backbones.embed_by_length import encode_by_length
 from contrastkit.index.embedding_index import EmbeddingIndex
 from contrastkit.index.query_batcher import QueryBatcher
 from contrastkit.index.query_image import read_query_image
@@ -115,11 +116,9 @@ class SearchService:
     def _encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Embeddings ``(B, D)`` of a batch of text queries, encoded in chunks of similar length: each chunk is
         padded to its own longest text, not the batch's (a text's embedding does not depend on its companions)."""
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         features = torch.empty(len(texts), self.encoder.feature_dim)  # (B, D)
-        for start in range(0, len(order), TEXT_CHUNK):
-            rows = order[start : start + TEXT_CHUNK]
-            features[rows] = self.encoder.encode_text([texts[i] for i in rows]).float()  # (c, D)
+        for rows, z in encode_by_length(self.encoder.encode_text, texts, TEXT_CHUNK):
+            features[rows] = z.float()  # (c, D)
         return features
 
     def _encode_images(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
