@@ -46,6 +46,12 @@ class ArrayBatches(Dataset):
         return images, self.dataset.targets[idx]
 
 
+def pin_memory(trainer: pl.Trainer | None) -> bool:
+    """Whether the loader hands out page-locked batches: when they go to a CUDA device (the copy then runs
+    asynchronously, overlapping the step), never for a CPU run (pinning would only cost a copy)."""
+    return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+
 def collate_images(batch: Sequence[Any]) -> tuple[Tensor, Tensor, list[tuple[str, str, str]]]:
     """``(images uint8 (B, C, S, S), targets (B,), skipped)`` from per-image items, Skipped ones dropped.
 
@@ -263,7 +269,8 @@ class RunDataModule(pl.LightningDataModule):
                 epochs.set_epoch(trainer.current_epoch)
         self.epochs = epochs
         return DataLoader(epochs, batch_size=self.batch_size, num_workers=self.config.num_workers,
-                          collate_fn=collate_images, persistent_workers=False)  # fmt: skip
+                          collate_fn=collate_images, persistent_workers=False,
+                          pin_memory=pin_memory(trainer))  # fmt: skip
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch a stream reads next (its shuffle order); Lightning only tells samplers, not streams."""
@@ -281,6 +288,7 @@ class RunDataModule(pl.LightningDataModule):
                 sampler=sampler,
                 batch_size=None,
                 num_workers=0,  # whole batches are one tensor index: workers would only add copies
+                pin_memory=pin_memory(self.trainer),
             )
         return DataLoader(
             _RemappedItems(self.train_set, subset),
@@ -288,6 +296,7 @@ class RunDataModule(pl.LightningDataModule):
             num_workers=self.config.num_workers,
             collate_fn=collate_images,
             persistent_workers=False,
+            pin_memory=pin_memory(self.trainer),
         )
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Any]:
