@@ -10,6 +10,10 @@ one run, counted as finished two-view pairs per second:
   (the views in the main process, as training runs them on a CPU-only machine);
 - **lightly**: lightly's ``SimCLRTransform`` (PIL decode + per-sample torchvision) in a torch DataLoader, 0 / 1 / 2
   workers, as lightly's examples run it;
+- **contrastkit, prepared shards**: the same training path reading the folder after ``contrastkit prepare FOLDER
+  --out SHARDS`` (tar shards of the images already at 256 px, JPEG quality 95): ``data.path=SHARDS`` streams them
+  (``WebDatasetShards`` -> ``ShardEpochs``), each epoch decodes a 256-px JPEG and resizes nothing. ``prepare`` runs
+  once (its time is printed: what the cache costs, paid back by the epochs after);
 - **PIL decode alone**: ``PIL.Image.open(...).convert("RGB")`` of every file, one process: the floor of a path that
   decodes with PIL at full size.
 
@@ -23,6 +27,7 @@ views. ``per core`` divides by the processes working (workers, plus the main pro
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import time
@@ -34,8 +39,11 @@ from torch.utils.data import DataLoader
 
 from contrastkit.data import ImageFolderDataset
 from contrastkit.data.labelled import FixedSizeImages
+from contrastkit.data.prepare_shards import PrepareSettings, prepare_shards
 from contrastkit.data.resize_center_crop import resize_center_crop
+from contrastkit.data.shard_epochs import ShardEpochs
 from contrastkit.data.skip_report import decode_image
+from contrastkit.data.webdataset_shards import WebDatasetShards
 from contrastkit.train.data_module import collate_images
 from contrastkit.views import SimCLRViews
 from gpu import make_jpegs
@@ -55,12 +63,30 @@ def make_folder(folder: Path, count: int) -> Path:
     return folder
 
 
-def ours(folder: Path, workers: int, batch: int, batches: int, views_here: bool = True) -> float:
+def prepared(folder: Path) -> tuple[Path, float]:
+    """``contrastkit prepare`` of the folder at 256 px (made once beside it, kept); its folder and seconds."""
+    out = folder.with_name(f"{folder.name}-prepared-{IMAGE_SIZE}")
+    summary = out / "prepare.json"
+    if not summary.is_file():
+        prepare_shards(folder, out, PrepareSettings(IMAGE_SIZE, 95, 1000, workers=os.cpu_count() or 1))
+    return out, json.loads(summary.read_text())["seconds"]
+
+
+def ours(
+    folder: Path, workers: int, batch: int, batches: int, views_here: bool = True, shards: Path | None = None
+) -> float:
     """Pairs/s of our data path with ``workers`` DataLoader workers, views drawn in this process (``views_here``
-    False: the CPU's part when the views run on the accelerator, batches of uint8 images ready to transfer)."""
-    dataset = FixedSizeImages(ImageFolderDataset(str(folder), channels=3), IMAGE_SIZE, 3)
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=collate_images,
-                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    False: the CPU's part when the views run on the accelerator, batches of uint8 images ready to transfer); from
+    the prepared ``shards`` when given, as ``data.path=SHARDS`` streams them."""
+    if shards is None:
+        dataset = FixedSizeImages(ImageFolderDataset(str(folder), channels=3), IMAGE_SIZE, 3)
+        loader = DataLoader(dataset, batch_size=batch, shuffle=True, num_workers=workers, collate_fn=collate_images,
+                            generator=torch.Generator().manual_seed(0))  # fmt: skip
+    else:
+        stream = WebDatasetShards(sorted(str(p) for p in shards.glob("*.tar")), channels=3)
+        epochs = ShardEpochs(stream, batches + 1, batch, IMAGE_SIZE, 3)
+        epochs.set_epoch(0)
+        loader = DataLoader(epochs, batch_size=batch, num_workers=workers, collate_fn=collate_images)
     views, generator = SimCLRViews(VIEW_SIZE), torch.Generator().manual_seed(0)
     done, start = 0, None
     for step, (images, _, _) in enumerate(loader):
@@ -148,20 +174,25 @@ def main() -> None:
     print(f"# {args.images} JPEGs ~500x375 q90 -> 2 x {VIEW_SIZE} px SimCLR views; batch {args.batch}, "
           f"{args.batches} timed batches; {os.cpu_count()} CPUs, {threads} torch threads, "
           f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}")  # fmt: skip
-    rows = []
+    shards, prepare_seconds = prepared(folder)
+    print(f"# contrastkit prepare: {args.images} images to 256-px shards in {prepare_seconds:.1f} s "
+          f"({os.cpu_count()} processes), once")  # fmt: skip
+    rows = []  # (path, workers, pairs/s, views drawn in the main process)
     for workers in (0, 1, 2):
-        rows.append(("contrastkit", workers, ours(folder, workers, args.batch, args.batches)))
-        rows.append(("contrastkit, CPU part only", workers, ours(folder, workers, args.batch, args.batches, False)))
-        rows.append(("lightly SimCLRTransform", workers, lightly(folder, workers, args.batch, args.batches)))
+        b, n = args.batch, args.batches
+        rows.append(("contrastkit", workers, ours(folder, workers, b, n), True))
+        rows.append(("contrastkit, CPU part only", workers, ours(folder, workers, b, n, False), False))
+        rows.append(("prepared shards", workers, ours(folder, workers, b, n, shards=shards), True))
+        rows.append(("prepared shards, CPU part", workers, ours(folder, workers, b, n, False, shards), False))
+        rows.append(("lightly SimCLRTransform", workers, lightly(folder, workers, b, n), False))
     floor = pil_floor(folder, args.batch * args.batches)
     print(
         f"{'path':<28} {'workers':>7} {'pairs/s':>9} {'per core':>9} {'vs lightly':>10} {'vs PIL floor':>12}"
         "   (ratios per core)"
     )
-    for name, workers, rate in rows:
-        views_here = name == "contrastkit"  # the main process draws the views on the CPU
+    for name, workers, rate, views_here in rows:
         cores = min(os.cpu_count() or 1, workers + (1 if views_here or workers == 0 else 0))
-        peer = next(r for n, w, r in rows if n.startswith("lightly") and w == workers) / min(
+        peer = next(r for n, w, r, _ in rows if n.startswith("lightly") and w == workers) / min(
             os.cpu_count() or 1, max(workers, 1)
         )
         rate_per_core = rate / cores

@@ -22,6 +22,7 @@ predictions; the frozen probe it also reports is not counted). Goals (issue 24):
     python benchmarks/fewshot_text.py --corpus noun --draws 1 --no-setfit
     python benchmarks/fewshot_text.py --corpus noun --setfit-draws 1     # SetFit on draw 0 only (~45 minutes)
     python benchmarks/fewshot_text.py --corpus noun --rows probe,triplets,lp-ft   # some rows only
+    python benchmarks/fewshot_text.py --corpus verb --rows setfit --draw 1 --draw 2   # some draws only
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", choices=("noun", "verb"), action="append", help="default both")
     parser.add_argument("--draws", type=int, default=3)
+    parser.add_argument("--draw", type=int, action="append", help="run only this draw (repeatable; default all)")
     parser.add_argument("--no-setfit", action="store_true")
     parser.add_argument(
         "--setfit-draws", type=int, default=None, help="SetFit on the first N draws only (its default run is ~25 min)"
@@ -137,7 +139,7 @@ def main() -> None:
     for pos in args.corpus or ["noun", "verb"]:
         pool, test = corpus(pos)
         name = f"wordnet-{pos}s ({len(set(test.labels))} classes, {len(test)} test texts)"
-        for seed in range(args.draws):
+        for seed in args.draw or range(args.draws):
             train = draw(pool, seed)
             print(f"{name}, draw {seed}: {len(train)} labelled texts", flush=True)
             classes = train.classes()

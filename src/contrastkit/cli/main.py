@@ -10,6 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from contrastkit.cli.prepare import add_prepare_command
 from contrastkit.cli.search import add_search_commands
 from contrastkit.extras import missing_extra
 
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--shard-size", type=int, default=None, help=shard_help)
     p.set_defaults(func=_embed)
+    add_prepare_command(sub)
     p = sub.add_parser("eval", help="kNN, linear probe, retrieval and health of an encoder vs random init and pixels")
     p.add_argument("encoder", metavar="ENCODER", help="an encoder.safetensors from contrastkit train / export")
     p.add_argument("--data", required=True, help="a labelled built-in data set (its test split is used) or a path")

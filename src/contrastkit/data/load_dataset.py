@@ -16,7 +16,8 @@ _BRACE = re.compile(r"\{[^{}]*(\.\.|,)[^{}]*\}")  # a brace range or list: {000.
 PATH_KINDS = (
     "a folder of images (class sub-folders optional) -> ImageFolderDataset",
     "a .csv/.tsv/.jsonl/.ndjson image-caption listing -> ImageTextDataset",
-    "a .tar shard, a brace pattern such as 'shards-{000..009}.tar', or a folder of only .tar files -> WebDatasetShards",
+    "a .tar shard, a brace pattern such as 'shards-{000..009}.tar', or a folder of only .tar files (and .json) "
+    "-> WebDatasetShards",
 )
 
 
@@ -31,8 +32,9 @@ def _is_shard_pattern(text: str) -> bool:
 
 
 def _shard_folder(path: Path) -> list[str] | None:
-    """The sorted .tar files of a folder whose visible entries are all .tar files (at least one), else None."""
-    entries = [e for e in os.scandir(path) if not e.name.startswith(".")]
+    """The sorted .tar files of a folder whose visible entries are all .tar files (at least one) and JSON files
+    describing them (``contrastkit prepare``'s ``prepare.json``), else None."""
+    entries = [e for e in os.scandir(path) if not e.name.startswith(".") and not e.name.lower().endswith(".json")]
     if entries and all(e.is_file() and e.name.lower().endswith(SHARD_SUFFIX) for e in entries):
         return sorted(e.path for e in entries)
     return None
@@ -100,7 +102,7 @@ def load_dataset(
     Paths:
 
     - a folder -> :class:`~contrastkit.data.image_folder.ImageFolderDataset` (``options`` e.g. ``channels``),
-      unless every visible entry in it is a ``.tar`` file -> ``WebDatasetShards``;
+      unless every visible entry in it is a ``.tar`` file (JSON files aside) -> ``WebDatasetShards``;
     - a ``.csv`` / ``.tsv`` / ``.jsonl`` / ``.ndjson`` file ->
       :class:`~contrastkit.data.image_text_pairs.ImageTextDataset` (``options`` e.g. ``image_column``,
       ``caption_column``; ``root`` is where relative image paths start);
