@@ -211,4 +211,6 @@ def test_image_only_flags_are_refused_for_texts(files, tmp_path, capsys):
     assert main(["finetune", str(encoder), "--data", "digits", "--labels-per-class", "2", "--head", "lp-ft",
                  "--out", str(tmp_path / "run")]) == 2  # fmt: skip
     assert "--head is for labelled texts" in capsys.readouterr().err
+    assert main([*base, "--freeze", "--head", "lp-ft"]) == 2  # refused before anything is read
+    assert "head 'lp-ft' trains the encoder, freeze keeps it frozen" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

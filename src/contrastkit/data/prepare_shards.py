@@ -86,6 +86,11 @@ class _Resized(Dataset):
         return buffer.getvalue(), int(target)
 
 
+def _as_is(item):
+    """The loader's collate for one item at a time (a module function: workers started by spawn pickle it)."""
+    return item
+
+
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
@@ -112,7 +117,7 @@ def prepare_shards(source: str | os.PathLike, out_dir: str | os.PathLike, settin
         _Resized(images, settings.image_size, settings.quality),
         batch_size=None,
         num_workers=settings.workers,
-        collate_fn=lambda item: item,
+        collate_fn=_as_is,
     )
     shards: list[str] = []
     skipped: list[Skipped] = []

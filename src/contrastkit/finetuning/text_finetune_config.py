@@ -46,6 +46,8 @@ class TextFinetuneConfig:
             raise ValueError(f"labels_per_class must be >= 2 (a class needs a pair), got {self.labels_per_class}")
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.freeze and self.head == "lp-ft":
+            raise ValueError("head 'lp-ft' trains the encoder, freeze keeps it frozen: choose one")
         for name in ("epochs", "batch_size", "head_epochs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
