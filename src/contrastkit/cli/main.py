@@ -19,6 +19,7 @@ EPILOG = """examples:
   contrastkit train simclr-fashion-mnist trainer.max_epochs=5
   contrastkit train byol-cifar10 data.path=~/images trainer.devices=2 trainer.precision=bf16-mixed
   contrastkit train my-config.yaml resume=last
+  contrastkit prepare ~/images --out ~/images-256 && contrastkit train simclr-imagenet data.path=~/images-256
   contrastkit export runs/simclr-fashion-mnist/checkpoints/last.ckpt --out encoder.safetensors
   contrastkit embed runs/simclr-fashion-mnist/encoder.safetensors fashion-mnist --split test --out emb/
   contrastkit eval runs/simclr-fashion-mnist/encoder.safetensors --data fashion-mnist
