@@ -44,4 +44,6 @@ def run_prepare(args: argparse.Namespace) -> int:
         print(f"skipped {len(result.skipped)} unreadable images:", file=sys.stderr)
         for item in result.skipped[:10]:
             print(f"  {item['path']}: {item['reason']}", file=sys.stderr)
+        if len(result.skipped) > 10:
+            print(f"  ... and {len(result.skipped) - 10} more (all in prepare.json)", file=sys.stderr)
     return 0

@@ -58,7 +58,7 @@ class PreparedShards:
     images: int  # images written
     classes: list[str] | None  # class names by ``.cls`` index (None: no class sub-folders)
     source: str  # the image folder read
-    settings: PrepareSettings
+    settings: PrepareSettings  # how the shards were written
     skipped: list[dict[str, str]] = field(default_factory=list)  # unreadable images: path, reason, detail
     seconds: float = 0.0  # wall time
 
