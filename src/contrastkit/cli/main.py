@@ -52,17 +52,7 @@ def _train(args: argparse.Namespace) -> int:
         again = " ".join([args.recipe, *kept, "resume=last"])
         print(f"  checkpoint:  {result.checkpoint}  (continue with: contrastkit train {again})")
         print(f"  logs:        {result.run_dir / 'logs' / 'metrics.csv'}")
-    _end_process_group()
-    return 0
-
-
-def _end_process_group() -> None:
-    """Destroy the process group a distributed run created, so its communication threads end before the interpreter
-    does (left alive, gloo aborted a finished process at exit once in many runs: exit code -6 after a whole run)."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    return 0  # train() has destroyed the process group a distributed run started
 
 
 def _recipes(args: argparse.Namespace) -> int:

@@ -106,7 +106,9 @@ def decode_image(data: bytes, channels: int | None = None) -> torch.Tensor:
             other mode (RGB, RGBA, palette, CMYK, ...) RGB. 16-bit grayscale is scaled to 8 bits, not clipped.
 
     Returns:
-        uint8 tensor (C, H, W), contiguous.
+        uint8 tensor (C, H, W) laid out as the decoder gives it, channels innermost in memory (the strides of
+        ``torchvision.io.decode_jpeg``'s output and of PyTorch's ``channels_last``): no copy into planes, which cost
+        as much as a third of the decode; call ``.contiguous()`` where planes are needed.
 
     Raises:
         One of :data:`DECODE_ERRORS` when the bytes are not a decodable image.
@@ -127,10 +129,9 @@ def decode_image(data: bytes, channels: int | None = None) -> torch.Tensor:
             pixels = np.array(image_8bit, dtype=np.uint8)  # (H, W) or (H, W, 3)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]  # (H, W, 1)
-    planar = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))  # (C, H, W); numpy's copy: 2x torch's
-    if want == 3 and planar.shape[0] == 1:
-        planar = planar.expand(3, -1, -1).contiguous()
-    return planar
+    if want == 3 and pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)  # (H, W, 3): grey forced to RGB
+    return torch.from_numpy(pixels).permute(2, 0, 1)  # (C, H, W) view of (H, W, C)
 
 
 def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
@@ -158,7 +159,7 @@ def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
         return None
     if tuple(pixels.shape) != (len(image.mode), image.height, image.width):
         return None
-    return pixels.permute(1, 2, 0).numpy()  # (H, W, C)
+    return pixels.permute(1, 2, 0).numpy()  # (H, W, C), the decoder's own memory
 
 
 @functools.cache

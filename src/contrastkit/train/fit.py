@@ -228,6 +228,31 @@ def _save_encoder_or_explain(exported: torch.nn.Module, path: Path, info: dict[s
         raise no_space_error(path, needed, path.name, f"training finished and {last} is kept", then) from None
 
 
+def _process_group_running() -> bool:
+    """Whether a ``torch.distributed`` default process group exists in this process (``is_initialized`` is only
+    defined on builds with distributed support)."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+@contextlib.contextmanager
+def _process_group_ended_if_started() -> Iterator[None]:
+    """Destroy, on the way out, a process group that did not exist on the way in: the one Lightning's DDP strategy
+    (or :func:`~contrastkit.train.run_folder.connect_restarted_job`) started, which Lightning never destroys. Left
+    alive, its communication threads outlive the run in a caller's script (gloo aborted a finished process at exit
+    once in many runs: exit code -6 after a whole run). A group the caller had started is the caller's and stays.
+    """
+    caller_had_one = False
+    try:
+        yield
+    except BaseException:
+        if not caller_had_one and _process_group_running():
+            with contextlib.suppress(Exception):  # the run's own error is the one to report
+                torch.distributed.destroy_process_group()
+        raise
+    if not caller_had_one and _process_group_running():
+        torch.distributed.destroy_process_group()
+
+
 def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
     """Train ``config``'s method; write checkpoints, logs, the encoder file and the final evaluation.
 
@@ -236,7 +261,16 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
     epoch, written atomically; ``checkpoints/interrupted.ckpt`` on Ctrl-C or a crash), ``logs/metrics.csv``,
     ``encoder.safetensors`` (+ ``encoder.json``) and ``final_eval.json``. ``callbacks`` are extra Lightning callbacks
     (run before the checkpointing).
+
+    A ``torch.distributed`` process group the run started (a DDP strategy) is destroyed when it returns or fails;
+    one that existed before the call (started by the caller) is left as it is.
     """
+    with _process_group_ended_if_started():  # around everything: the final evaluation runs before the group ends
+        return _train(config, callbacks)
+
+
+def _train(config: RunConfig, callbacks: Sequence[pl.Callback]) -> TrainResult:
+    """:func:`train` inside the process group it may start."""
     config, restarted = continue_after_restart(config)
     if restarted:
         connect_restarted_job(config.trainer.accelerator)
