@@ -25,16 +25,20 @@ def gpu_benchmark():
 def test_every_row_runs_and_the_json_holds_the_table(gpu_benchmark, tmp_path, capsys):
     import torch
 
+    from contrastkit.train.data_workers import data_workers
+
     threads = torch.get_num_threads()
     result = gpu_benchmark.main(["--tiny", "--json", str(tmp_path / "gpu.json")])
     assert torch.get_num_threads() == threads  # the one-core rows give the other tests their threads back
     rows = result["rows"]
+    workers = data_workers(None, None)
     assert [r["what"] for r in rows] == [
         "contrastkit InfoNCELoss",
         "lightly NTXentLoss",
         "contrastkit SimCLR",
         "lightly loop",
-        "contrastkit, CPU (decode_jpeg + batched views)",
+        f"data.decode=device, {workers} workers, views on CPU",
+        f"data.decode=workers, {workers} workers, views on CPU",
         "lightly SimCLRTransform, 1 CPU core",
         "PIL decode alone, 1 CPU core",
     ]

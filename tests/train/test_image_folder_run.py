@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
 
 from contrastkit.train.config import load_config
@@ -108,3 +110,69 @@ def test_a_first_batch_of_only_unreadable_images_trains_on(tmp_path, capsys):
     result = train(config)
     assert result.encoder.is_file()
     assert "28" in capsys.readouterr().out  # every corrupt file skipped and counted once
+
+
+def test_decoding_on_the_device_trains_exactly_as_decoding_in_the_workers(tmp_path, capsys):
+    """data.decode=device (here the CPU is the device): the same batches, so the same weights after 3 steps; the
+    truncated JPEG, which the device's batched decode refuses, is skipped and named as the workers name it."""
+    from safetensors.torch import load_file
+
+    from tests.data.test_skip_report import photo_jpegs
+
+    folder = tmp_path / "images"
+    for label in ("a", "b"):
+        (folder / label).mkdir(parents=True)
+    for i, data in enumerate(photo_jpegs().values()):
+        for copy in range(3):  # 27 JPEGs of 9 kinds: grey, progressive, odd sizes, 4:4:4 ...
+            (folder / ("a" if (i + copy) % 2 else "b") / f"{i}-{copy}.jpg").write_bytes(data)
+    whole = photo_jpegs()["500x375 q90 4:2:0"]
+    (folder / "a" / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    weights = {}
+    for decode, workers in (("workers", 0), ("device", 2)):
+        config = load_config(
+            "simclr-fashion-mnist",
+            [
+                f"data.path={folder}",
+                "data.image_size=32",
+                "data.channels=3",
+                "data.batch_size=8",
+                f"data.num_workers={workers}",
+                f"data.decode={decode}",
+                "trainer.max_steps=3",
+                "trainer.accelerator=cpu",
+                "trainer.enable_progress_bar=false",
+                "monitor.every_n_epochs=0",
+                "final_eval.enabled=false",
+                f"name={decode}",
+                f"out_dir={tmp_path / 'runs'}",
+            ],
+        )
+        result = train(config)
+        assert "truncated.jpg" in capsys.readouterr().out
+        weights[decode] = load_file(result.encoder)
+    assert weights["workers"].keys() == weights["device"].keys()
+    assert all(torch.equal(weights["workers"][k], weights["device"][k]) for k in weights["workers"])
+
+
+def test_decoding_on_the_device_is_refused_for_data_that_is_not_a_folder(tmp_path):
+    import io
+    import tarfile
+
+    shards = tmp_path / "shards"  # a folder, of tar shards: streamed by the workers
+    shards.mkdir()
+    with tarfile.open(shards / "000000.tar", "w") as tar:
+        for name, data in (("0.jpg", photo_jpegs_first()), ("0.cls", b"0")):
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    for data in ("data.name=digits", f"data.path={shards}"):
+        config = load_config("simclr-fashion-mnist", [data, "data.decode=device", f"out_dir={tmp_path / 'runs'}"])
+        with pytest.raises(ValueError, match="data.decode=device decodes the JPEGs of an image folder, and .* is not"):
+            train(config)
+    assert not (tmp_path / "runs").exists()  # refused before a run folder was made
+
+
+def photo_jpegs_first() -> bytes:
+    from tests.data.test_skip_report import photo_jpegs
+
+    return next(iter(photo_jpegs().values()))

@@ -146,11 +146,9 @@ def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
     applies the EXIF orientation, so the pixels are equal (tests/data/test_skip_report.py checks real photographs
     at several qualities, subsamplings, progressive and grayscale against Pillow).
     """
-    if image.format != "JPEG" or image.mode not in ("L", "RGB") or not data.startswith(_JPEG_MAGIC):
+    if not is_plain_jpeg(data, image):
         return None
     decode_jpeg = _jpeg_decoder()
-    if decode_jpeg is None:
-        return None
     try:
         with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec; they still work
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -160,6 +158,18 @@ def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
     if tuple(pixels.shape) != (len(image.mode), image.height, image.width):
         return None
     return pixels.permute(1, 2, 0).numpy()  # (H, W, C), the decoder's own memory
+
+
+def is_plain_jpeg(data: bytes, image: Image.Image) -> bool:
+    """Whether ``data`` (opened lazily by Pillow as ``image``: header read, pixels not) is a JPEG that
+    libjpeg-turbo through ``torchvision.io.decode_jpeg`` decodes to Pillow's own pixels: mode L or RGB (not CMYK,
+    YCCK, MPO), with the JPEG signature, and a torchvision that still has the decoder."""
+    return (
+        image.format == "JPEG"
+        and image.mode in ("L", "RGB")
+        and data.startswith(_JPEG_MAGIC)
+        and _jpeg_decoder() is not None
+    )
 
 
 @functools.cache

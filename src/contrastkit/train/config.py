@@ -29,6 +29,7 @@ from contrastkit.train.config_schema import (
 )
 
 PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "64-true")
+DECODE_PLACES = ("workers", "device")  # data.decode: where a folder's JPEGs are decoded
 OPTIMIZERS = ("sgd", "adamw", "lars")
 
 
@@ -65,7 +66,10 @@ class DataConfig:
     channels: int | None = None  # 1 or 3 channels for the views (None: the data set's own; a folder's: 1 when its
     # images are grayscale)
     batch_size: int = 256  # images per process per step (the global batch is this x processes x nodes)
-    num_workers: int = 2  # DataLoader worker processes (0 = load in the main process)
+    num_workers: int | None = None  # DataLoader worker processes per training process (0 = load in the main
+    # process; None: the CPU cores this process may use, shared among the node's training processes)
+    decode: str = "workers"  # where a folder's JPEGs are decoded: "workers" (DataLoader workers, CPU) or "device"
+    # (the training device, one batched call per batch: nvJPEG on a GPU; other files still in the workers)
     length_grouping: int = 0  # text pairs: batches of similar length (less padding), sorted within windows of this
     # many global batches (0: off; batches stay random mixtures of the data either way)
     train_fraction: float = 1.0  # use this fraction of the training set (a fixed random subset), for quick runs
@@ -81,7 +85,13 @@ class DataConfig:
             raise ConfigError(
                 f"data.batch_size must be >= 2 (a batch's other samples are its negatives), got {self.batch_size}"
             )
-        check_range("data.num_workers", self.num_workers, low=0)
+        if self.num_workers is not None:
+            check_range("data.num_workers", self.num_workers, low=0)
+        if self.decode not in DECODE_PLACES:
+            raise ConfigError(
+                f"data.decode must be one of {', '.join(DECODE_PLACES)}, got {self.decode!r}"
+                f"{hint(self.decode, DECODE_PLACES)}"
+            )
         check_range("data.length_grouping", self.length_grouping, low=0)
         if self.image_size is not None:
             check_range("data.image_size", self.image_size, low=1)

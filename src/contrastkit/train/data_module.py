@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,16 +17,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from contrastkit.data import ArrayImageDataset, SkipReport, load_dataset, split_skipped
 from contrastkit.data.class_captions import ClassCaptions, class_wordings
+from contrastkit.data.image_folder import ImageFolderDataset
 from contrastkit.data.image_text_pairs import ImageTextDataset
 from contrastkit.data.labelled import FixedSizeImages, Labelled, has_test_split, hold_out, image_geometry, take
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.shard_epochs import ShardEpochs, count_shard_samples
 from contrastkit.data.skip_report import Skipped, check_not_empty, check_some_readable
+from contrastkit.data.undecoded_jpegs import UndecodedBatch, UndecodedJpegs, collate_undecoded, decode_undecoded
 from contrastkit.data.webdataset_shards import WebDatasetShards
 from contrastkit.train.batch_samplers import resume_position, sharded_sampler
 from contrastkit.train.config import DataConfig
+from contrastkit.train.data_workers import data_workers
 
 STREAM_SHUFFLE_BUFFER = 1000  # tar shards: samples shuffled through a buffer this large (and the shard order)
+_NOT_A_FOLDER = (
+    "data.decode=device decodes the JPEGs of an image folder, and {} is not one (built-in data, tar shards and "
+    "listings are read by the workers: leave data.decode=workers)"
+)
 DEFAULT_PATH_IMAGE_SIZE = 256  # path data: the largest size images are brought to when data.image_size is unset
 
 
@@ -103,6 +111,8 @@ class RunDataModule(pl.LightningDataModule):
     def _load(self) -> tuple[Any, Any]:
         """The training data (checked readable) and a built-in data set's test split (None for path data)."""
         config, source = self.config, self.source
+        if config.decode == "device" and (config.path is None or not os.path.isdir(os.path.expanduser(config.path))):
+            raise ValueError(_NOT_A_FOLDER.format(source))
         options: dict[str, Any] = {}
         if config.path is None and config.root is not None:
             options["root"] = config.root
@@ -111,6 +121,8 @@ class RunDataModule(pl.LightningDataModule):
         if config.path is not None and not isinstance(train, WebDatasetShards | ArrayImageDataset):
             check_some_readable(train, f"data.path={config.path}")  # not a folder of only corrupt files
         self.stream = train if isinstance(train, WebDatasetShards) else None  # tar shards, read as a stream
+        if config.decode == "device" and not isinstance(train, ImageFolderDataset):  # a folder of shards
+            raise ValueError(_NOT_A_FOLDER.format(source))
         if self.stream is None and (not hasattr(train, "__getitem__") or not hasattr(train, "__len__")):
             raise ValueError(
                 f"{source}: a stream contrastkit train cannot read (use .tar shards, a folder or a listing)"
@@ -268,9 +280,9 @@ class RunDataModule(pl.LightningDataModule):
             else:
                 epochs.set_epoch(trainer.current_epoch)
         self.epochs = epochs
-        return DataLoader(epochs, batch_size=self.batch_size, num_workers=self.config.num_workers,
-                          collate_fn=collate_images, persistent_workers=False,
-                          pin_memory=pin_memory(trainer))  # fmt: skip
+        workers = data_workers(self.config.num_workers, trainer)
+        return DataLoader(epochs, batch_size=self.batch_size, num_workers=workers, collate_fn=collate_images,
+                          persistent_workers=False, pin_memory=pin_memory(trainer))  # fmt: skip
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch a stream reads next (its shuffle order); Lightning only tells samplers, not streams."""
@@ -290,14 +302,24 @@ class RunDataModule(pl.LightningDataModule):
                 num_workers=0,  # whole batches are one tensor index: workers would only add copies
                 pin_memory=pin_memory(self.trainer),
             )
+        on_device = self.config.decode == "device"  # an image folder: checked when it was loaded
+        items = UndecodedJpegs(self.train_set.dataset, self.image_size, self.channels) if on_device else self.train_set
         return DataLoader(
-            _RemappedItems(self.train_set, subset),
+            _RemappedItems(items, subset),
             batch_sampler=sampler,
-            num_workers=self.config.num_workers,
-            collate_fn=collate_images,
+            num_workers=data_workers(self.config.num_workers, self.trainer),
+            collate_fn=collate_undecoded if on_device else collate_images,
             persistent_workers=False,
             pin_memory=pin_memory(self.trainer),
         )
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """``data.decode=device``: the batch's JPEGs decoded on the training device, in one call (see
+        :mod:`contrastkit.data.undecoded_jpegs`); any other batch as it is."""
+        if not isinstance(batch, UndecodedBatch):
+            return batch
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        return decode_undecoded(batch, device, self.image_size, self.channels)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> tuple[Tensor, Any]:
         if len(batch) == 3:  # per-image loading: count the unreadable images, train on the rest

@@ -21,6 +21,7 @@ from contrastkit.eval.retrieval import retrieval_metrics
 from contrastkit.methods import Method, create_method
 from contrastkit.train.batch_samplers import sharded_sampler
 from contrastkit.train.config import RunConfig, config_to_dict
+from contrastkit.train.data_workers import data_workers
 from contrastkit.train.lit_method import LitMethod
 from contrastkit.train.tasks.task import FinalEvaluation, Task, lit_method, register_task
 
@@ -84,13 +85,9 @@ class TextPairsDataModule(pl.LightningDataModule):
             self.trainer, len(subset), self.batch_size, self.seed, "pairs", lengths, self.length_grouping
         )
         collate = collate_pairs if self.table is None else CollateTokenized(self.table)
-        return DataLoader(
-            subset,
-            batch_sampler=sampler,
-            collate_fn=collate,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
-        )
+        workers = data_workers(self.num_workers, self.trainer)
+        return DataLoader(subset, batch_sampler=sampler, collate_fn=collate, num_workers=workers,
+                          persistent_workers=workers > 0)  # fmt: skip
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """As it is: the encoder moves the token ids to its device (a generic transfer would rebuild the text lists
