@@ -5,7 +5,7 @@ scikit-learn's two photographs, as ``benchmarks/feed.py`` makes them), held in m
 nothing here. Rows, all in this one run, each the median of ``--repeats`` passes over every image:
 
 - **Pillow** (the reference): ``Image.open(...).convert("RGB")`` -> uint8 ``(3, H, W)`` tensor, what
-  ``contrastkit.data.skip_report.decode_image`` did for every file before the fast path;
+  ``contrastkit.data.decode_image.decode_image`` did for every file before the fast path;
 - **decode_image**: today's function (Pillow reads the header, ``torchvision.io.decode_jpeg`` the pixels);
 - **torchvision decode_jpeg alone**: the decoder with no header read and no checks, the floor of the fast path.
 
@@ -33,8 +33,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision.io import decode_jpeg
 
+from contrastkit.data.decode_image import decode_image
 from contrastkit.data.resize_center_crop import resize_center_crop
-from contrastkit.data.skip_report import decode_image
 from gpu import make_jpegs
 
 SIZE = 256  # simclr-imagenet's data.image_size

@@ -38,11 +38,11 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from contrastkit.data import ImageFolderDataset
+from contrastkit.data.decode_image import decode_image
 from contrastkit.data.labelled import FixedSizeImages
 from contrastkit.data.prepare_shards import PrepareSettings, prepare_shards
 from contrastkit.data.resize_center_crop import resize_center_crop
 from contrastkit.data.shard_epochs import ShardEpochs
-from contrastkit.data.skip_report import decode_image
 from contrastkit.data.webdataset_shards import WebDatasetShards
 from contrastkit.train.data_module import collate_images
 from contrastkit.views import SimCLRViews

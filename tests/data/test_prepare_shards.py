@@ -15,8 +15,8 @@ from sklearn.datasets import load_sample_images
 
 from contrastkit.cli.main import main
 from contrastkit.data import load_dataset
+from contrastkit.data.decode_image import decode_image
 from contrastkit.data.resize_center_crop import resize_center_crop
-from contrastkit.data.skip_report import decode_image
 from contrastkit.data.webdataset_shards import WebDatasetShards
 
 

@@ -28,7 +28,8 @@ def pillow_resize_center_crop(image: torch.Tensor, size: int, mode: str) -> torc
 
 def photographs() -> list[torch.Tensor]:
     """scikit-learn's two photographs (427 x 640) as (3, H, W) views of (H, W, 3), a portrait crop, and grey."""
-    china, flower = (torch.from_numpy(load_sample_image(n).copy()).permute(2, 0, 1) for n in ("china.jpg", "flower.jpg"))
+    names = ("china.jpg", "flower.jpg")
+    china, flower = (torch.from_numpy(load_sample_image(n).copy()).permute(2, 0, 1) for n in names)
     grey = china.float().mean(0, keepdim=True).round().to(torch.uint8)  # (1, H, W)
     return [china, flower, flower[:, :, 100:400], grey]
 

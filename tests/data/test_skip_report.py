@@ -10,15 +10,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from contrastkit.data.decode_image import _decode_plain_jpeg, decode_image
 from contrastkit.data.image_folder import ImageFolderDataset
 from contrastkit.data.multi_view_dataset import MultiViewDataset, collate_views
 from contrastkit.data.skip_report import (
     DECODE_ERRORS,
     Skipped,
     SkipReport,
-    _decode_plain_jpeg,
     check_not_empty,
-    decode_image,
     load_image_or_skip,
     skipped_from_error,
     split_skipped,

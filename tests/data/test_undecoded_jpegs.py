@@ -36,6 +36,7 @@ def write_folder(root, damaged: bool = True) -> None:
         (root / ("a" if i % 2 else "b") / f"{i:02d} {name}.jpg").write_bytes(data)
     china = np.asarray(Image.open(io.BytesIO(jpegs["500x375 q90 4:2:0"])).convert("RGB"))
     Image.fromarray(china[:200, :300]).save(root / "a" / "png.png")
+    Image.fromarray(china).resize((1100, 825), Image.BICUBIC).save(root / "b" / "large.jpg", quality=90)  # >= 4 x 200
     Image.fromarray(china[100:260, 40:300]).convert("CMYK").save(root / "b" / "cmyk.jpg", quality=90)
     if damaged:
         whole = jpegs["333x251 q95 4:2:2"]
@@ -46,7 +47,9 @@ def write_folder(root, damaged: bool = True) -> None:
 
 
 def workers_batch(folder: ImageFolderDataset, size: int, channels: int):
-    """The reference: the whole folder as one batch through the workers' path (decode + resize per item)."""
+    """The reference: the whole folder as one batch through the workers' path (decode + resize per item), with
+    the large JPEGs decoded at a reduced scale, as training sets it."""
+    folder.min_side = size
     items = FixedSizeImages(folder, size, channels)
     return collate_images([items[i] for i in range(len(items))])
 
@@ -61,14 +64,15 @@ def device_batch(folder: ImageFolderDataset, size: int, channels: int):
 def test_the_device_path_gives_the_workers_pixels_and_skips(tmp_path, channels):
     write_folder(tmp_path)
     folder = ImageFolderDataset(tmp_path, channels=channels)
-    expected_images, expected_targets, expected_skipped = workers_batch(folder, 64, channels)
-    batch, (images, targets, skipped) = device_batch(folder, 64, channels)
-    assert images.shape == expected_images.shape == (len(folder) - 3, channels, 64, 64)  # 3 unreadable ones
+    expected_images, expected_targets, expected_skipped = workers_batch(folder, 200, channels)
+    batch, (images, targets, skipped) = device_batch(folder, 200, channels)
+    assert images.shape == expected_images.shape == (len(folder) - 3, channels, 200, 200)  # 3 unreadable ones
     assert torch.equal(images, expected_images) and torch.equal(targets, expected_targets)
     assert sorted(skipped) == sorted(expected_skipped)  # the same files, reasons and details
     assert {path.rsplit("/", 1)[-1] for path, _, _ in skipped} == {"truncated.jpg", "not an image.jpg", "empty.jpg"}
     encoded = {name.rsplit("/", 1)[-1] for name in batch.names}
     assert "png.png" not in encoded and "cmyk.jpg" not in encoded  # Pillow's: decoded by the workers
+    assert "large.jpg" not in encoded  # 1100 x 825 for 200 px: decoded at 1/2 scale by the workers
     if channels == 3:  # every plain JPEG, grey ones read as RGB; the damaged ones too (the device refuses one)
         assert len(encoded) == len(photo_jpegs()) + 2 and {"truncated.jpg", "junk before end.jpg"} <= encoded
     else:  # a grey run: RGB JPEGs take Pillow's luma in the workers; grey JPEGs decode on the device
@@ -79,20 +83,21 @@ def test_the_device_path_gives_the_workers_pixels_and_skips(tmp_path, channels):
 def test_a_batch_the_device_takes_whole_equals_one_file_at_a_time(tmp_path):
     write_folder(tmp_path, damaged=False)  # no file fails the batched call: one call decodes them all
     folder = ImageFolderDataset(tmp_path, channels=3)
-    expected, _, _ = workers_batch(folder, 96, 3)
-    batch, (images, _, skipped) = device_batch(folder, 96, 3)
+    expected, _, _ = workers_batch(folder, 200, 3)
+    _, (images, _, skipped) = device_batch(folder, 200, 3)
     assert skipped == [] and torch.equal(images, expected)
 
 
 def test_through_dataloader_workers_in_the_samplers_order(tmp_path):
     write_folder(tmp_path)
     folder = ImageFolderDataset(tmp_path, channels=3)
-    loader = DataLoader(UndecodedJpegs(folder, 32, 3), batch_size=5, num_workers=2, collate_fn=collate_undecoded)
-    reference = DataLoader(FixedSizeImages(folder, 32, 3), batch_size=5, num_workers=0, collate_fn=collate_images)
+    folder.min_side = 150
+    loader = DataLoader(UndecodedJpegs(folder, 150, 3), batch_size=5, num_workers=2, collate_fn=collate_undecoded)
+    reference = DataLoader(FixedSizeImages(folder, 150, 3), batch_size=5, num_workers=0, collate_fn=collate_images)
     seen = 0
     for batch, (expected, expected_targets, expected_skipped) in zip(loader, reference, strict=True):
         assert isinstance(batch, UndecodedBatch)
-        images, targets, skipped = decode_undecoded(batch, CPU, 32, 3)
+        images, targets, skipped = decode_undecoded(batch, CPU, 150, 3)
         assert torch.equal(images, expected) and torch.equal(targets, expected_targets)
         assert sorted(skipped) == sorted(expected_skipped)
         seen += len(skipped)

@@ -12,6 +12,7 @@ from contrastkit.data import (  # noqa: F401  (import registers the built-in dat
     stl10,
 )
 from contrastkit.data.array_dataset import ArrayImageDataset
+from contrastkit.data.decode_image import decode_image
 from contrastkit.data.download import DownloadError, resolve_archive
 from contrastkit.data.fashion_mnist import read_idx
 from contrastkit.data.image_folder import IMAGE_EXTENSIONS, ImageFolderDataset
@@ -28,7 +29,6 @@ from contrastkit.data.skip_report import (
     Skipped,
     SkipReport,
     check_not_empty,
-    decode_image,
     load_image_or_skip,
     split_skipped,
 )

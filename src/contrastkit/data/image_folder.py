@@ -88,6 +88,7 @@ class ImageFolderDataset(Dataset):
         self.root = os.fspath(root)
         self.extensions = normalize_extensions(extensions)
         self.channels = check_channels(channels)
+        self.min_side: int | None = None  # the side images are brought to next: large JPEGs decoded at 1/2 ... 1/8
         labels = "none" if labels is None else labels
         if labels not in ("auto", "folders", "none"):
             raise ValueError(f"labels must be 'auto', 'folders' or 'none', got {labels!r}")
@@ -135,7 +136,7 @@ class ImageFolderDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int] | Skipped:
         """The image as uint8 (C, H, W) and its class index (-1 when unlabelled), or Skipped for a bad file."""
         path, target = self.samples[index]
-        image = load_image_or_skip(path, self.channels)
+        image = load_image_or_skip(path, self.channels, min_side=self.min_side)
         if isinstance(image, Skipped):
             return image
         return image, target

@@ -118,6 +118,7 @@ class ImageTextDataset(Dataset):
         self.path = os.fspath(path)
         self.root = os.fspath(root) if root is not None else os.path.dirname(os.path.abspath(self.path))
         self.channels = check_channels(channels)
+        self.min_side: int | None = None  # the side images are brought to next: large JPEGs decoded at 1/2 ... 1/8
         suffix = os.path.splitext(self.path)[1].lower()
         if suffix not in (".csv", ".tsv", ".jsonl", ".ndjson"):
             raise ValueError(f"{self.path}: expected a .csv, .tsv, .jsonl or .ndjson file, got {suffix or 'none'!r}")
@@ -156,7 +157,7 @@ class ImageTextDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, str] | Skipped:
         """The image as uint8 (C, H, W) and its caption, or Skipped for an image that cannot be decoded."""
         image_path, caption = self.samples[index]
-        image = load_image_or_skip(image_path, self.channels)
+        image = load_image_or_skip(image_path, self.channels, min_side=self.min_side)
         if isinstance(image, Skipped):
             return image
         return image, caption

@@ -110,6 +110,7 @@ def prepare_shards(source: str | os.PathLike, out_dir: str | os.PathLike, settin
     settings.check()
     start = time.perf_counter()
     images = ImageFolderDataset(source, channels=3)
+    images.min_side = settings.image_size  # as training reads a folder: a JPEG 4x larger decodes at a reduced scale
     check_some_readable(images, str(source))  # a folder of only unreadable files: refused before writing
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -26,20 +26,18 @@ Example::
 
 from __future__ import annotations
 
-import functools
-import io
 import re
 import struct
-import warnings
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
+
+from contrastkit.data.decode_image import decode_image
 
 # What Pillow raises for a file that is not a decodable image: OSError (truncated data, decoder errors,
 # UnidentifiedImageError), SyntaxError / ValueError / EOFError / struct.error (malformed headers in several plugins),
@@ -53,10 +51,6 @@ DECODE_ERRORS: tuple[type[BaseException], ...] = (
     zlib.error,
     Image.DecompressionBombError,
 )
-
-_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
-
-_JPEG_MAGIC = b"\xff\xd8\xff"  # SOI and the first marker's 0xFF: what Pillow's JPEG plugin accepts too
 
 
 @dataclass(frozen=True)
@@ -90,101 +84,8 @@ def skipped_from_error(path: str, error: BaseException) -> Skipped:
     return Skipped(str(path), reason, f"{type(error).__name__}: {message}")
 
 
-def decode_image(data: bytes, channels: int | None = None) -> torch.Tensor:
-    """Decode encoded image bytes into a uint8 tensor, the pixels Pillow gives.
-
-    A plain 8-bit RGB or grayscale JPEG is decoded by libjpeg-turbo through ``torchvision.io.decode_jpeg``
-    (:func:`_decode_plain_jpeg`: the same pixels as Pillow's own libjpeg-turbo, about 1.3x as fast for a 500 x 375
-    photograph, ``benchmarks/decode.py``); every other file, and any JPEG that decoder refuses, is decoded by
-    Pillow, so what is decoded, and what raises and with which message, is what Pillow alone gives. One visible
-    difference: libjpeg's warnings on damaged data that still decodes (``Corrupt JPEG data: 30 extraneous bytes
-    before marker 0xd9``) are printed to stderr by torchvision's decoder, where Pillow keeps them silent.
-
-    Args:
-        data: the encoded file contents (JPEG, PNG, WebP, BMP, ... anything Pillow reads).
-        channels: 1 or 3 to force grayscale or RGB; None keeps grayscale images at 1 channel and makes every
-            other mode (RGB, RGBA, palette, CMYK, ...) RGB. 16-bit grayscale is scaled to 8 bits, not clipped.
-
-    Returns:
-        uint8 tensor (C, H, W) laid out as the decoder gives it, channels innermost in memory (the strides of
-        ``torchvision.io.decode_jpeg``'s output and of PyTorch's ``channels_last``): no copy into planes, which cost
-        as much as a third of the decode; call ``.contiguous()`` where planes are needed.
-
-    Raises:
-        One of :data:`DECODE_ERRORS` when the bytes are not a decodable image.
-    """
-    with Image.open(io.BytesIO(data)) as image:  # reads the header only: format, mode, size, bomb check
-        gray = image.mode in _GRAY_MODES
-        want = channels or (1 if gray else 3)
-        pixels = None if want == 1 and not gray else _decode_plain_jpeg(data, image)  # RGB -> L is Pillow's luma
-        if pixels is None:
-            if gray and image.mode.startswith("I"):  # 16-bit PNG/TIFF: scale to 8 bits rather than clip at 255
-                array = np.asarray(image).astype(np.int64)
-                array = array >> 8 if image.mode.startswith("I;16") or array.max() > 255 else array
-                image_8bit = Image.fromarray(np.clip(array, 0, 255).astype(np.uint8), mode="L")
-            else:
-                image_8bit = image.convert("L" if gray else "RGB")
-            if want == 1 and image_8bit.mode != "L":
-                image_8bit = image_8bit.convert("L")
-            pixels = np.array(image_8bit, dtype=np.uint8)  # (H, W) or (H, W, 3)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]  # (H, W, 1)
-    if want == 3 and pixels.shape[2] == 1:
-        pixels = np.repeat(pixels, 3, axis=2)  # (H, W, 3): grey forced to RGB
-    return torch.from_numpy(pixels).permute(2, 0, 1)  # (C, H, W) view of (H, W, C)
-
-
-def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
-    """uint8 ``(H, W, C)`` of a baseline or progressive 8-bit grayscale or RGB (YCbCr) JPEG, decoded by
-    ``torchvision.io.decode_jpeg``; None where Pillow must decode instead.
-
-    ``image`` is Pillow's lazily opened view of ``data`` (header read, pixels not): its format and mode decide.
-    None for anything but a JPEG of mode L or RGB (CMYK and YCCK JPEGs, MPO, every other format), and when the
-    decoder raises (truncated or corrupt data, a coding this libjpeg lacks): then Pillow decodes the file, or
-    raises exactly as it always has, so the fast path never decodes a file that Pillow refuses. Pillow and
-    torchvision both use libjpeg-turbo with its defaults (accurate integer IDCT, fancy upsampling) and neither
-    applies the EXIF orientation, so the pixels are equal (tests/data/test_skip_report.py checks real photographs
-    at several qualities, subsamplings, progressive and grayscale against Pillow).
-    """
-    if not is_plain_jpeg(data, image):
-        return None
-    decode_jpeg = _jpeg_decoder()
-    try:
-        with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec; they still work
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pixels = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8))  # (C, H, W) view of (H, W, C)
-    except RuntimeError:  # "Image is incomplete or truncated", libjpeg errors: Pillow decides and names the error
-        return None
-    if tuple(pixels.shape) != (len(image.mode), image.height, image.width):
-        return None
-    return pixels.permute(1, 2, 0).numpy()  # (H, W, C), the decoder's own memory
-
-
-def is_plain_jpeg(data: bytes, image: Image.Image) -> bool:
-    """Whether ``data`` (opened lazily by Pillow as ``image``: header read, pixels not) is a JPEG that
-    libjpeg-turbo through ``torchvision.io.decode_jpeg`` decodes to Pillow's own pixels: mode L or RGB (not CMYK,
-    YCCK, MPO), with the JPEG signature, and a torchvision that still has the decoder."""
-    return (
-        image.format == "JPEG"
-        and image.mode in ("L", "RGB")
-        and data.startswith(_JPEG_MAGIC)
-        and _jpeg_decoder() is not None
-    )
-
-
-@functools.cache
-def _jpeg_decoder() -> Callable[..., torch.Tensor] | None:
-    """``torchvision.io.decode_jpeg``, imported on first use (torchvision takes a second to import), or None where
-    it is gone: deprecated in torchvision 0.29 for TorchCodec, and then Pillow decodes every file."""
-    try:
-        from torchvision.io import decode_jpeg
-    except ImportError:  # pragma: no cover - a torchvision without its image decoders
-        return None
-    return decode_jpeg
-
-
 def load_image_or_skip(
-    source: str | bytes, channels: int | None = None, name: str | None = None
+    source: str | bytes, channels: int | None = None, name: str | None = None, min_side: int | None = None
 ) -> torch.Tensor | Skipped:
     """Read and decode one image; a bad file gives a :class:`Skipped` instead of an exception.
 
@@ -192,6 +93,7 @@ def load_image_or_skip(
         source: a file path, or the encoded bytes (then ``name`` says where they came from).
         channels: see :func:`decode_image`.
         name: the path reported for bytes; defaults to ``source`` for a path.
+        min_side: see :func:`decode_image` (a large JPEG decoded at a reduced scale).
 
     Returns:
         uint8 tensor (C, H, W), or :class:`Skipped`.
@@ -208,7 +110,7 @@ def load_image_or_skip(
     if not data:
         return Skipped(path, "empty file", "0 bytes")
     try:
-        return decode_image(data, channels)
+        return decode_image(data, channels, min_side)
     except DECODE_ERRORS as error:
         return skipped_from_error(path, error)
 

@@ -29,9 +29,10 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from contrastkit.data.decode_image import is_plain_jpeg, reduced_scale
 from contrastkit.data.multi_view_dataset import match_channels
 from contrastkit.data.resize_center_crop import resize_center_crop
-from contrastkit.data.skip_report import DECODE_ERRORS, Skipped, is_plain_jpeg, load_image_or_skip
+from contrastkit.data.skip_report import DECODE_ERRORS, Skipped, load_image_or_skip
 
 
 class EncodedJpeg(NamedTuple):
@@ -66,12 +67,16 @@ class UndecodedJpegs(Dataset):
             with open(path, "rb") as f:
                 data = f.read()
             with Image.open(io.BytesIO(data)) as image:  # the header only: format, mode, size, bomb check
-                device_can = is_plain_jpeg(data, image) and (self.channels == 3 or image.mode == "L")
+                device_can = (
+                    is_plain_jpeg(data, image)
+                    and (self.channels == 3 or image.mode == "L")
+                    and reduced_scale(image, self.size) == 1  # a large one decodes at a reduced scale on the CPU
+                )
         except DECODE_ERRORS:  # unreadable, empty, not an image: the CPU path reads it again and names it as ever
             return load_image_or_skip(path, self.channels)
         if device_can:
             return EncodedJpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), target, path)
-        image = load_image_or_skip(data, self.channels, name=path)
+        image = load_image_or_skip(data, self.channels, name=path, min_side=self.size)
         if isinstance(image, Skipped):
             return image
         return resize_center_crop(match_channels(image, self.channels), self.size), target

@@ -128,6 +128,7 @@ class WebDatasetShards(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.seed = seed
         self.channels = check_channels(channels)
+        self.min_side: int | None = None  # the side images are brought to next: large JPEGs decoded at 1/2 ... 1/8
         self.rank, self.world_size = distributed_rank(rank, world_size)
         self.epoch = 0
 
@@ -157,7 +158,7 @@ class WebDatasetShards(IterableDataset):
         if ext is None:
             found = sorted(k for k in sample if not k.startswith("__"))
             return Skipped(base, "no image in sample", f"expected one of {self.image_keys}, found {found}")
-        image = load_image_or_skip(sample[ext], self.channels, name=f"{base}.{ext}")
+        image = load_image_or_skip(sample[ext], self.channels, name=f"{base}.{ext}", min_side=self.min_side)
         if isinstance(image, Skipped):
             return image
         if self.caption_key is not None:

@@ -18,7 +18,7 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # what the page's image
 
 def read_query_image(data: bytes, channels: int, input_size: int, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """The uploaded bytes as a uint8 ``(C, H, W)`` image with ``channels`` channels (1 or 3), as
-    :func:`~contrastkit.data.skip_report.decode_image` gives it to ``contrastkit search``.
+    :func:`~contrastkit.data.decode_image.decode_image` gives it to ``contrastkit search``.
 
     Pillow opens images lazily: the header gives the size, and an image of more than ``max_pixels`` pixels is refused
     with 413 before its pixels are decoded (a 20,000 x 20,000 PNG of 99 KB would take 1.2 GB). A JPEG is decoded at
@@ -31,7 +31,7 @@ def read_query_image(data: bytes, channels: int, input_size: int, max_pixels: in
     """
     from PIL import Image
 
-    from contrastkit.data.skip_report import decode_image
+    from contrastkit.data.decode_image import decode_image
 
     if not data:
         raise RequestError(400, "the uploaded image is empty")

@@ -150,6 +150,8 @@ class RunDataModule(pl.LightningDataModule):
                 "data.image_size / data.channels to choose)"
             )
         self.channels, self.image_size = channels, size
+        if isinstance(train, ImageFolderDataset | WebDatasetShards | ImageTextDataset):
+            train.min_side = size  # a JPEG 4x larger than the training size decodes at a reduced scale
         train = train if self.stream is not None else FixedSizeImages(train, self.image_size, self.channels)
         return train, None
 
