@@ -14,6 +14,10 @@ images to 256 px: ``resize_center_crop`` (antialiased interpolation of the uint8
 out) against the float interpolation of planes it replaced, with each one's largest and mean difference from
 Pillow's own antialiased bilinear resize of the same image.
 
+Last, photographs far larger than the training size (4000 x 3000, 2048 x 1536, 1024 x 768) brought to 256 px:
+decoded whole, against ``decode_image(..., min_side=256)`` (libjpeg's DCT scaling to 1/2, 1/4 or 1/8 where the
+shorter side stays >= 512), with the largest and mean difference of the 256-px results.
+
     python benchmarks/decode.py                  # 200 images, 5 passes
 """
 
@@ -122,6 +126,43 @@ def main() -> None:
             [(resize(x).int() - r.int()).abs().flatten() for x, r in zip(as_decoded, references, strict=True)]
         )
         print(f"{name:<34} {ms:>9.2f} {float_ms / ms:>9.2f}x {diff.max().item():>18d}, {diff.float().mean():.3f}")
+    reduced_scale_rows(args.repeats)
+
+
+def large_jpegs(size: tuple[int, int], count: int) -> list[bytes]:
+    """``count`` photographs of ``size`` (width, height): scikit-learn's two, shifted crops brought up to the size,
+    with a fine texture (noise of +-10 levels) so that what a reduced-scale decode loses shows."""
+    from sklearn.datasets import load_sample_images
+
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(count):
+        photo = load_sample_images().images[i % 2]
+        top, left = int(rng.integers(0, 60)), int(rng.integers(0, 80))
+        image = Image.fromarray(photo[top : top + 360, left : left + 540]).resize(size, Image.BICUBIC)
+        noise = rng.integers(-10, 11, (size[1], size[0], 1))
+        pixels = np.clip(np.asarray(image).astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+        out.append(buffer.getvalue())
+    return out
+
+
+def reduced_scale_rows(repeats: int) -> None:
+    """Large photographs to 256 px: decoded whole and resized, against decoded at a reduced scale (``min_side``)."""
+    print(f"\n{'large JPEG to ' + str(SIZE) + ' px':<34} {'whole ms':>9} {'reduced ms':>11} {'speed-up':>9} "
+          f"{'diff max, mean':>15}")  # fmt: skip
+    for size in ((4000, 3000), (2048, 1536), (1024, 768)):
+        jpegs = large_jpegs(size, 6)
+        whole = ms_per_image(lambda d: resize_center_crop(decode_image(d, 3), SIZE), jpegs, repeats)
+        reduced = ms_per_image(lambda d: resize_center_crop(decode_image(d, 3, min_side=SIZE), SIZE), jpegs, repeats)
+        diff = torch.cat([
+            (resize_center_crop(decode_image(d, 3), SIZE).int()
+             - resize_center_crop(decode_image(d, 3, min_side=SIZE), SIZE).int()).abs().flatten()
+            for d in jpegs
+        ])  # fmt: skip
+        print(f"{f'{size[0]} x {size[1]}':<34} {whole:>9.2f} {reduced:>11.2f} {whole / reduced:>8.2f}x "
+              f"{diff.max().item():>9d}, {diff.float().mean():.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

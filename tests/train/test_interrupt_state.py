@@ -113,3 +113,53 @@ def test_ctrl_c_in_the_optimizer_step_ends_that_step_first(tmp_path, reference):
     handler = signal.getsignal(signal.SIGINT)
     assert not isinstance(getattr(handler, "__self__", None), InterruptCheckpoint)  # the deferring one is gone
     _resumed_equals_reference(tmp_path, method, final)
+
+
+ACCUMULATE = ("trainer.accumulate_grad_batches=2", *EVERY_STEP)  # a step every 2 batches: 4 steps an epoch
+
+
+class CtrlCInWindow(pl.Callback):
+    """SIGINT in the second batch of the window of step ``step`` (the first batch's gradients accumulated): in its
+    forward pass (``where="forward"``), or as it starts, before the checkpoint callback has seen it (``"between"``)."""
+
+    def __init__(self, step: int, where: str) -> None:
+        self.step, self.where, self.sent, self.trainer, self.in_window = step, where, False, None, 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.trainer = trainer
+        norm = next(m for m in pl_module.method.backbone.modules() if isinstance(m, nn.BatchNorm2d))
+        norm.register_forward_hook(self._hook)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.in_window = self.in_window + 1 if trainer.global_step == self.step else 0
+        if self.where == "between" and self.in_window == 2 and not self.sent:
+            self.sent = True
+            _sigint()
+
+    def _hook(self, module, inputs, output) -> None:
+        if self.where == "forward" and module.training and self.in_window == 2 and not self.sent:
+            self.sent = True
+            _sigint()
+
+
+@pytest.fixture(scope="module")
+def accumulated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("full-accumulated")
+    result = train(resume_config(out, "simclr", 1, *ACCUMULATE))
+    return _state(result.checkpoint), result.checkpoint.parent
+
+
+@pytest.mark.parametrize("where", ["forward", "between"])
+def test_ctrl_c_inside_an_accumulation_window_goes_back_to_its_start(tmp_path, accumulated, where):
+    """Before: the checkpoint counted the window's first batch as trained, and its gradients were lost, so the
+    resumed run's step 6 had half of its window's gradients."""
+    final, checkpoints = accumulated
+    with pytest.raises(SystemExit):
+        train(resume_config(tmp_path, "simclr", 1, *ACCUMULATE), callbacks=[CtrlCInWindow(STEP, where)])
+    saved = torch.load(tmp_path / "tiny" / "checkpoints" / "interrupted.ckpt", map_location="cpu", weights_only=True)
+    assert saved["global_step"] == STEP
+    assert_same_weights(saved["state_dict"], _state(checkpoints / f"step-{STEP:07d}.ckpt"))  # BatchNorm too
+    assert saved["contrastkit"]["data_position"] == {"epoch": 1, "batches": 2}  # step 5's window: batches 2, 3
+    interrupted = tmp_path / "tiny" / "checkpoints" / "interrupted.ckpt"
+    resumed = train(resume_config(tmp_path, "simclr", 1, *ACCUMULATE, f"resume={interrupted}"))
+    assert_same_weights(_state(resumed.checkpoint), final)

@@ -11,6 +11,11 @@ the optimiser step the weights themselves are half updated. :class:`InterruptChe
   mid-epoch step checkpoints are written too),
 
 so that the checkpoint it writes resumes exactly like a step checkpoint would (tests/train/test_interrupt_state.py).
+
+With gradient accumulation (``trainer.accumulate_grad_batches=k``) a step spans k batches, and the gradients of a
+window's first batches are not in any checkpoint. The snapshot is then taken when a window starts, and a stop inside
+a window also moves the fit loop's batch counters back to its start (:func:`rewind_batches`): the checkpoint is the
+state after the last completed optimiser step, and the resumed run trains the whole window again, batch for batch.
 """
 
 from __future__ import annotations
@@ -77,19 +82,22 @@ class InterruptCheckpoint(Checkpoint):
         self.snapshot = StepSnapshot()
         self.phase: str | None = None  # "forward" (weights untouched yet), "update" (optimiser step), None (between)
         self.deferred = False  # a Ctrl-C arrived during the optimiser step
+        self.window_done = 0  # batches completed since the last optimiser step (gradient accumulation)
+        self.stepped = False  # the current batch ran an optimiser step
         self._previous_handler: Any = None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.start_step = trainer.global_step
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, idx: int) -> None:
-        self.snapshot.take(pl_module)
-        self.phase = "forward"
+        if self.window_done == 0:  # a step's first batch: the state its window started from
+            self.snapshot.take(pl_module)
+        self.phase, self.stepped = "forward", False
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer
     ) -> None:
-        self.phase = "update"
+        self.phase, self.stepped = "update", True
         if threading.current_thread() is threading.main_thread() and (
             signal.getsignal(signal.SIGINT) is signal.default_int_handler
         ):
@@ -107,6 +115,7 @@ class InterruptCheckpoint(Checkpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
         self.phase = None
+        self.window_done = 0 if self.stepped else self.window_done + 1
         self._restore_handler()
         if self.deferred:
             self.deferred = False
@@ -114,9 +123,12 @@ class InterruptCheckpoint(Checkpoint):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
         self._restore_handler()
-        if self.phase == "forward":  # aborted before its optimiser step: back to the last completed step's state
+        if self.phase == "forward" or (self.phase is None and self.window_done):
+            # stopped before the optimiser step of its window: back to the state after the last completed step,
+            # and the window's completed batches counted as not trained (their gradients are lost)
             self.snapshot.restore(pl_module)
-        self.phase = None
+            rewind_batches(trainer, self.window_done)
+        self.phase, self.window_done = None, 0
         saved = self.start_step is not None and trainer.global_step > self.start_step  # this session trained a step
         if isinstance(exception, OSError) and exception.errno == errno.ENOSPC:
             saved = False  # a full disk: another checkpoint would fail too, and hide which file could not be written
@@ -137,3 +149,16 @@ class InterruptCheckpoint(Checkpoint):
         skips = getattr(getattr(trainer, "datamodule", None), "skips", None)
         if skips is not None and skips.count:
             print(skips.summary(total=None), file=sys.stderr)
+
+
+def rewind_batches(trainer: pl.Trainer, count: int) -> None:
+    """Count the epoch's last ``count`` completed batches as not started (in place, in the fit loop's progress
+    that a checkpoint saves), so that a resume trains them again: the batches of an accumulation window whose
+    optimiser step never came."""
+    if count <= 0:
+        return
+    progress = trainer.fit_loop.epoch_loop.batch_progress
+    for counts in (progress.total, progress.current):
+        counts.completed -= count
+        counts.ready = counts.started = counts.processed = counts.completed
+    progress.is_last_batch = False
