@@ -4,7 +4,9 @@ where Lightning's ``DDPStrategy`` initialises a real group exactly as under torc
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -13,7 +15,23 @@ import torch
 import torch.distributed as dist
 
 from contrastkit.train.fit import train
+from tests.train.helpers import run_process_group, tiny_config
+
+REPO = Path(__file__).resolve().parents[2]
+# three runs in one torchrun script of 2 processes: each later one starts a new group on the same agent store.
+# A worker that hangs ends itself (torchrun starts each in its own session: killing the launcher leaves it running)
+RUNS = f"""
+import faulthandler, sys
+faulthandler.dump_traceback_later(90, exit=True)
+sys.path.insert(0, {str(REPO)!r})
+import torch.distributed as dist
+from contrastkit.train.fit import train
 from tests.train.helpers import tiny_config
+for i in range(3):
+    train(tiny_config(sys.argv[1], f"name=run{{i}}", "trainer.strategy=ddp", "trainer.devices=2",
+                      "trainer.max_steps=2", "trainer.max_epochs=1", "data.batch_size=16"))
+    print(f"run {{i}}: group alive {{dist.is_initialized()}}", flush=True)
+"""
 
 
 class _Fail(pl.Callback):
@@ -78,3 +96,18 @@ def test_train_keeps_a_process_group_the_caller_started(tmp_path, torchrun_env, 
     total = torch.ones(1)
     dist.all_reduce(total)
     assert total.item() == 1.0
+
+
+def test_later_runs_in_one_torchrun_script_start_their_own_groups(tmp_path):
+    """Each run's group is destroyed, so the next starts one on torchrun's agent store, whose keys are still the
+    earlier group's: on them (torch's own rendezvous) a run read a finished group's peer addresses and failed with
+    "Connection refused", or hung (not every time: a race with the peer writing its new address)."""
+    script = tmp_path / "runs.py"
+    script.write_text(RUNS, encoding="utf-8")
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = run_process_group([*torchrun, str(script), str(tmp_path / "runs")], env, tmp_path, timeout=120)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-6000:]}"
+    # counted, not split in lines: the two processes' prints may interleave on the shared pipe
+    assert [done.stdout.count(f"run {i}: group alive False") for i in range(3)] == [2, 2, 2], done.stdout[-3000:]
+    assert all((tmp_path / "runs" / f"run{i}" / "encoder.safetensors").is_file() for i in range(3))

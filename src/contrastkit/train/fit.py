@@ -234,6 +234,17 @@ def _process_group_running() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+# process groups train() started and destroyed in this process: a later run joins torchrun's store on new keys
+_groups_ended = 0
+
+
+def _end_process_group() -> None:
+    """Destroy the default process group, counted in ``_groups_ended``."""
+    global _groups_ended
+    torch.distributed.destroy_process_group()
+    _groups_ended += 1
+
+
 @contextlib.contextmanager
 def _process_group_ended_if_started() -> Iterator[None]:
     """Destroy, on the way out, a process group that did not exist on the way in: the one Lightning's DDP strategy
@@ -241,16 +252,16 @@ def _process_group_ended_if_started() -> Iterator[None]:
     alive, its communication threads outlive the run in a caller's script (gloo aborted a finished process at exit
     once in many runs: exit code -6 after a whole run). A group the caller had started is the caller's and stays.
     """
-    caller_had_one = False
+    caller_had_one = _process_group_running()
     try:
         yield
     except BaseException:
         if not caller_had_one and _process_group_running():
             with contextlib.suppress(Exception):  # the run's own error is the one to report
-                torch.distributed.destroy_process_group()
+                _end_process_group()
         raise
     if not caller_had_one and _process_group_running():
-        torch.distributed.destroy_process_group()
+        _end_process_group()
 
 
 def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResult:
@@ -272,10 +283,11 @@ def train(config: RunConfig, callbacks: Sequence[pl.Callback] = ()) -> TrainResu
 def _train(config: RunConfig, callbacks: Sequence[pl.Callback]) -> TrainResult:
     """:func:`train` inside the process group it may start."""
     config, restarted = continue_after_restart(config)
-    if restarted:
-        connect_restarted_job(config.trainer.accelerator)
-        if rank_zero_only.rank == 0:
-            print(restarted, flush=True)
+    # a restart (even one resuming an explicit checkpoint, when ``restarted`` is None) and a later run in the same
+    # torchrun script need their own rendezvous keys; the function does nothing otherwise
+    connect_restarted_job(config.trainer.accelerator, _groups_ended)
+    if restarted and rank_zero_only.rank == 0:
+        print(restarted, flush=True)
     task = get_task(get_method(config.method["name"]).task)(config)
     run_dir = config.run_dir
     resume = resolve_resume(config)  # before anything is read or written

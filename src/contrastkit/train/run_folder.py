@@ -53,16 +53,19 @@ def continue_after_restart(config: RunConfig) -> tuple[RunConfig, str | None]:
     return replace(config, resume=None, overwrite=True), line
 
 
-def connect_restarted_job(accelerator: str) -> None:
-    """Join the process group of a job torchrun restarted, on keys of this attempt only.
+def connect_restarted_job(accelerator: str, groups_ended: int = 0) -> None:
+    """Join the process group of a job torchrun restarted, or of a later run in the same torchrun script, on keys of
+    this attempt and this run only.
 
     torchrun hands every attempt the same agent store (same ``MASTER_PORT``) and torch's ``env://`` rendezvous adds
     no per-attempt prefix (torch 2.14), so a restarted process can read the lost attempt's peer addresses and fail
-    with "connectFullMesh ... Connection refused". Initialising the group here on a prefix of the restart count
-    avoids that; Lightning then uses the group as it is. Nothing happens outside a torchrun restart.
+    with "connectFullMesh ... Connection refused". The same happens to the second ``train()`` of one script (its
+    group's keys are those of the group the first one started and destroyed; ``groups_ended`` counts those): it
+    failed so, or hung. Initialising the group here on a prefix of the restart count and of ``groups_ended`` avoids
+    that; Lightning then uses the group as it is. Nothing happens outside a torchrun restart or a later run.
     """
     restarts = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
-    if restarts == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+    if (restarts == 0 and groups_ended == 0) or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return
     import torch.distributed as dist
 
@@ -73,8 +76,8 @@ def connect_restarted_job(accelerator: str) -> None:
     backend = "nccl" if accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available() else "gloo"
     if backend == "nccl":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group(backend, store=dist.PrefixStore(f"contrastkit/attempt_{restarts}", store), rank=rank,
-                            world_size=world)  # fmt: skip
+    prefix = f"contrastkit/attempt_{restarts}/run_{groups_ended}"
+    dist.init_process_group(backend, store=dist.PrefixStore(prefix, store), rank=rank, world_size=world)
 
 
 def remove_earlier_run(config: RunConfig) -> None:
