@@ -152,6 +152,19 @@ def test_cli_finetune_and_predict(encoder_path, tmp_path, capsys):
         i = int(row["path"].rsplit("/", 1)[1].split(".")[0])
         assert row["class"] == test.classes[int(expected[i].argmax())]
         assert float(row["probability"]) == pytest.approx(float(expected[i].max()), abs=1e-5)
+    # a JPEG far larger than the classifier's input (8 px): predicted from its decode at 1/8 scale
+    from contrastkit.data.decode_image import decode_image
+    from contrastkit.data.resize_center_crop import resize_center_crop
+
+    large = tmp_path / "large"
+    large.mkdir()
+    Image.fromarray(test.images[5, 0].numpy()).resize((160, 160), Image.NEAREST).save(large / "5.jpg", quality=95)
+    assert main(["predict", str(classifier), str(large), "--out", str(tmp_path / "large.csv")]) == 0
+    reduced = decode_image((large / "5.jpg").read_bytes(), 1, min_side=8)
+    assert reduced.shape == (1, 20, 20)
+    expected = predict_images(model, resize_center_crop(reduced, 8)[None], model.info)[0]
+    row = next(csv.DictReader(open(tmp_path / "large.csv")))
+    assert float(row["probability"]) == pytest.approx(float(expected.max()), abs=1e-5)
     # an encoder file is not a classifier; a bad size is refused with exit 2 and no traceback
     assert main(["predict", str(encoder_path), str(images), "--out", str(tmp_path / "q.csv")]) == 2
     assert "an encoder file" in capsys.readouterr().err

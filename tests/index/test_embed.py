@@ -86,3 +86,27 @@ def test_embed_refuses_a_non_encoder(tmp_path, capsys):
     junk.write_bytes(b"junk")
     assert main(["embed", str(junk), "digits", "--out", str(tmp_path / "o")]) == 2
     assert "not a safetensors file" in capsys.readouterr().err
+
+
+def test_a_large_jpeg_is_embedded_from_a_reduced_scale_decode(tmp_path):
+    """A photograph 4x (and more) the encoder's input: decoded at 1/8 (DCT scaling), as the serve page does, and
+    the row is the encoder's features of exactly that decode brought to size."""
+    from contrastkit.data.decode_image import decode_image
+    from contrastkit.data.resize_center_crop import resize_center_crop
+
+    path = _encoder(tmp_path)  # grey, 12 px: any shorter side >= 8 x 24 is read at 1/8
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 256, (240, 320), dtype=np.uint8), mode="L").resize((640, 480))
+    photo.save(folder / "large.jpg", quality=90)
+    out = tmp_path / "emb"
+    assert main(["embed", str(path), str(folder), "--out", str(out), "--num-workers", "0", "--quiet"]) == 0
+    data = (folder / "large.jpg").read_bytes()
+    reduced = decode_image(data, 1, min_side=12)
+    assert reduced.shape == (1, 60, 80)  # 480 / 8
+    image = resize_center_crop(reduced, 12).float()[None] / 255  # (1, 1, 12, 12)
+    expected = contrastkit.load_encoder(path)((image - 0.5) / 0.25)[0].detach().numpy()
+    np.testing.assert_allclose(np.load(out / "embeddings.npy")[0], expected, rtol=1e-4, atol=1e-5)
+    whole = resize_center_crop(decode_image(data, 1), 12)
+    assert not torch.equal(whole, resize_center_crop(reduced, 12))  # the test tells the two decodes apart

@@ -45,10 +45,12 @@ def run_embed(args: argparse.Namespace) -> int:
 
         what = "text embeddings"
     else:
-        from contrastkit.data import load_dataset
+        from contrastkit.data import ImageFolderDataset, ImageTextDataset, WebDatasetShards, load_dataset
         from contrastkit.index.embed import embed_dataset
 
         items = load_dataset(args.data, split=args.split)
+        if isinstance(items, ImageFolderDataset | ImageTextDataset | WebDatasetShards):  # a JPEG 4x the encoder's
+            items.min_side = int(encoder.encoder_info["input_size"])  # input decodes at a reduced scale
 
         def embed_rows(rows: range, out) -> dict:
             return embed_dataset(

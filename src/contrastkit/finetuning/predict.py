@@ -80,7 +80,7 @@ def predict_paths(
         for start in range(0, len(files), batch_size):
             names, images = [], []
             for path in files[start : start + batch_size]:
-                image = load_image_or_skip(path, channels)
+                image = load_image_or_skip(path, channels, min_side=size)  # a large JPEG: at a reduced scale
                 if isinstance(image, Skipped):
                     summary.skipped.append(image)
                     continue
