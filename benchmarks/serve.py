@@ -9,8 +9,9 @@ client (httpx) for ``--seconds`` per concurrency level.
 The index holds real text embeddings: the words and the definitions of ``--index-synsets`` WordNet synsets (Debian
 package ``wordnet-base``), embedded by ``contrastkit embed``. Queries are the words (short: ~3 words) and the
 definitions (~11 words) of other synsets, every request a text the server has not seen. The same index is served
-twice, with dynamic micro-batching (``--max-batch 64``, the default) and without (``--max-batch 1``: one query per
-encoder call), at 1 and ``--text-clients`` (200) concurrent clients, and the ratios are printed.
+with each ``--max-batches`` value (default ``64,1``: dynamic micro-batching of up to 64 queries per encoder call,
+then one query per call), at 1 and ``--text-clients`` (200) concurrent clients, and the ratios to the last are
+printed.
 
 Every request must succeed (status 200 and k results); the client and the server share this machine's cores.
 
@@ -146,7 +147,9 @@ def text_mode(args: argparse.Namespace, folder: Path) -> None:
     built = time.perf_counter() - start
     unused = {kind: iter(texts) for kind, texts in queries.items()}  # every request a new text, across all runs
     rows = []
-    for name, options in (("batching (--max-batch 64)", ()), ("one at a time (--max-batch 1)", ("--max-batch", "1"))):
+    servers = [(f"--max-batch {b}" if b != 1 else "one at a time (--max-batch 1)", ("--max-batch", str(b)))
+               for b in map(int, args.max_batches.split(","))]  # fmt: skip
+    for name, options in servers:
         server, url, health = start_server(index, *options)
         try:
             for kind, texts in unused.items():
@@ -171,11 +174,13 @@ def text_mode(args: argparse.Namespace, folder: Path) -> None:
     for r in rows:
         print(f"{r['server']:<31} {r['queries']:<12} {r['clients']:>7} {r['requests']:>9} {r['failed']:>7} "
               f"{r['qps']:>10.1f} {r['p50']:>9.1f} {r['p99']:>9.1f}")  # fmt: skip
-    print("\nbatching vs one at a time (ratios: one at a time / batching)")
-    half = len(rows) // 2
-    for on, off in zip(rows[:half], rows[half:], strict=True):
-        print(f"  {on['queries']:<12} {on['clients']:>4} clients: p50 x{off['p50'] / on['p50']:.1f}, "
-              f"p99 x{off['p99'] / on['p99']:.1f}, queries/s x{on['qps'] / off['qps']:.1f}")  # fmt: skip
+    per_server = len(rows) // len(servers)
+    last = rows[-per_server:]  # the last server's rows: the baseline of the ratios
+    for first in range(0, len(rows) - per_server, per_server):
+        print(f"\n{rows[first]['server']} vs {last[0]['server']} (ratios: {last[0]['server']} / this)")
+        for on, off in zip(rows[first : first + per_server], last, strict=True):
+            print(f"  {on['queries']:<12} {on['clients']:>4} clients: p50 x{off['p50'] / on['p50']:.1f}, "
+                  f"p99 x{off['p99'] / on['p99']:.1f}, queries/s x{on['qps'] / off['qps']:.1f}")  # fmt: skip
 
 
 def neighbours_mode(args: argparse.Namespace, folder: Path) -> None:
@@ -208,6 +213,7 @@ def main() -> None:
     parser.add_argument("--index-synsets", type=int, default=2000, help="text mode: WordNet synsets indexed")
     parser.add_argument("--query-synsets", type=int, default=20000, help="text mode: synsets whose texts are asked")
     parser.add_argument("--text-clients", type=int, default=200, help="text mode: concurrent clients")
+    parser.add_argument("--max-batches", default="64,1", help="text mode: servers' --max-batch (ratios to the last)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         (text_mode if args.mode == "text" else neighbours_mode)(args, Path(tmp))

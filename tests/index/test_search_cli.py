@@ -50,3 +50,11 @@ def test_embed_build_search_round_trip(tmp_path, capsys):
     assert "image-only encoder cannot embed text" in capsys.readouterr().err
     assert main(["index", "build", str(tmp_path / "nothing"), "--out", str(tmp_path / "x.faiss")]) == 2
     assert "contrastkit embed" in capsys.readouterr().err
+
+
+def test_serves_default_batch_is_the_services():
+    from contrastkit.cli.main import build_parser
+    from contrastkit.index.search_service import MAX_BATCH
+
+    args = build_parser().parse_args(["serve", "index.faiss"])
+    assert args.max_batch == MAX_BATCH == 16

@@ -142,6 +142,6 @@ def add_search_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--token", default=None, help=token_help)
     rate_help = "requests per second per client address, bursts of twice that (default 0: no limit)"
     p.add_argument("--rate-limit", type=float, default=0.0, help=rate_help)
-    batch_help = "most concurrent queries embedded by one encoder call (default 64; 1: one at a time)"
-    p.add_argument("--max-batch", type=int, default=64, help=batch_help)
+    batch_help = "most concurrent queries embedded by one encoder call (default 16; 1: one at a time)"
+    p.add_argument("--max-batch", type=int, default=16, help=batch_help)  # search_service.MAX_BATCH (a test checks)
     p.set_defaults(func=_serve)
