@@ -39,7 +39,7 @@ MAX_UPLOAD = 20 * 1024 * 1024  # bytes of an uploaded query image
 MAX_BODY = MAX_UPLOAD + 64 * 1024  # bytes of a request body: the image and its multipart form around it
 MAX_TEXT = 10_000  # characters of a text query
 MAX_BATCH = 16  # queries embedded together: one text chunk, so every query is answered as soon as its chunk is
-# embedded (at 64, four chunks' callers waited for the last; 200 clients on 2 cores: median 1.3-1.7x lower, 1.0-1.5x
+# embedded (at 64, four chunks' callers waited for the last; 200 clients on 2 cores: median 1.3-1.7x lower, 1.0-1.8x
 # the queries/s, p99 unchanged; benchmarks/serve.py, 2026-12-06)
 TEXT_CHUNK = 16  # texts per encoder call within a batch, sorted by length (MiniLM on 2 CPU cores: 4.9 ms a text at
 # 16, 5.4 at 32, 6.8 at 64, 10.5 one by one; 2026-12-06)
