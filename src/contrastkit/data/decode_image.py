@@ -21,7 +21,7 @@ def decode_image(data: bytes, channels: int | None = None, min_side: int | None 
     """Decode encoded image bytes into a uint8 tensor, the pixels Pillow gives.
 
     A plain 8-bit RGB or grayscale JPEG is decoded by libjpeg-turbo through ``torchvision.io.decode_jpeg``
-    (:func:`_decode_plain_jpeg`: the same pixels as Pillow's own libjpeg-turbo, about 1.3x as fast for a 500 x 375
+    (:func:`_decode_plain_jpeg`: the same pixels as Pillow's own libjpeg-turbo, 1.5-2x as fast for a 500 x 375
     photograph, ``benchmarks/decode.py``); every other file, and any JPEG that decoder refuses, is decoded by
     Pillow, so what is decoded, and what raises and with which message, is what Pillow alone gives. One visible
     difference: libjpeg's warnings on damaged data that still decodes (``Corrupt JPEG data: 30 extraneous bytes
@@ -34,7 +34,8 @@ def decode_image(data: bytes, channels: int | None = None, min_side: int | None 
         min_side: for images that are then brought to this side: a JPEG at least 4x larger (shorter side) is
             decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, through Pillow's ``draft``), the
             smallest scale that keeps its shorter side at least twice ``min_side`` (:func:`reduced_scale`). A
-            4000 x 3000 photograph for 256 px: decoded at 1000 x 750 in 0.4x the time, resized from there.
+            4000 x 3000 photograph for 256 px: decoded at 1000 x 750 in 0.4-0.75x the time (the more texture, the
+            more of the time is entropy decoding, which every scale does), resized from there.
 
     Returns:
         uint8 tensor (C, H, W) laid out as the decoder gives it, channels innermost in memory (the strides of
@@ -42,7 +43,7 @@ def decode_image(data: bytes, channels: int | None = None, min_side: int | None 
         as much as a third of the decode; call ``.contiguous()`` where planes are needed.
 
     Raises:
-        One of :data:`DECODE_ERRORS` when the bytes are not a decodable image.
+        One of :data:`~contrastkit.data.skip_report.DECODE_ERRORS` when the bytes are not a decodable image.
     """
     with Image.open(io.BytesIO(data)) as image:  # reads the header only: format, mode, size, bomb check
         gray = image.mode in _GRAY_MODES

@@ -2,7 +2,7 @@
 network runs (nvJPEG on a GPU, through ``torchvision.io.decode_jpeg(device=...)``).
 
 On a GPU machine the CPU's part of the data path is then reading the file and its header; decoding (more than half
-of what is left per image once it is resized as uint8) and the resize move to the GPU, next to the batched views.
+of the CPU's work per image once the resize is uint8) and the resize move to the GPU, next to the batched views.
 Only what the CPU path decodes with libjpeg-turbo goes to the device (a baseline or progressive 8-bit JPEG of mode
 L or RGB, read as RGB, or as L when it is grey and the run is grey); every other file (PNG, CMYK JPEGs, an RGB JPEG
 for a grey run, which takes Pillow's luma) is decoded and resized in the workers as before, and a JPEG the device
@@ -14,7 +14,7 @@ Example::
     loader = DataLoader(UndecodedJpegs(ImageFolderDataset(root, channels=3), 224, 3), batch_size=256,
                         num_workers=8, collate_fn=collate_undecoded, pin_memory=True)
     for batch in loader:
-        images, targets, skipped = decode_undecoded(batch, torch.device("cuda"))  # (B, 3, 224, 224) uint8 on cuda
+        images, targets, skipped = decode_undecoded(batch, torch.device("cuda"), 224, 3)  # (B, 3, 224, 224) uint8
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def _decode_all(encoded: list[Tensor], names: list[str], device: torch.device, c
     with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for TorchCodec; they still work
         warnings.simplefilter("ignore", DeprecationWarning)
         try:
-            return list(decode_jpeg(encoded, mode=mode, device=device))  # C x (H, W) each
+            return list(decode_jpeg(encoded, mode=mode, device=device))  # (C, H, W) each, on device
         except RuntimeError:
             pass
         results: list[Tensor | Skipped] = []
