@@ -48,8 +48,9 @@ def decode_image(data: bytes, channels: int | None = None, min_side: int | None 
     with Image.open(io.BytesIO(data)) as image:  # reads the header only: format, mode, size, bomb check
         gray = image.mode in _GRAY_MODES
         want = channels or (1 if gray else 3)
-        if min_side is not None and reduced_scale(image, min_side) > 1:
-            image.draft(image.mode, _draft_request(image.size, min_side))  # DCT scaling; then Pillow decodes
+        k = 1 if min_side is None else reduced_scale(image, min_side)
+        if k > 1:  # DCT scaling by 1/k: Pillow's draft takes the largest scale that leaves at least this size
+            image.draft(image.mode, (image.width // k, image.height // k))
             pixels = None
         else:
             pixels = None if want == 1 and not gray else _decode_plain_jpeg(data, image)  # RGB -> L: Pillow's luma
@@ -78,13 +79,6 @@ def reduced_scale(image: Image.Image, min_side: int) -> int:
         return 1
     short = min(image.size)
     return next((k for k in (8, 4, 2) if short // k >= 2 * min_side), 1)
-
-
-def _draft_request(size: tuple[int, int], min_side: int) -> tuple[int, int]:
-    """The size to ask Pillow's ``draft`` for: it picks the smallest DCT scale whose result is at least this."""
-    width, height = size
-    short = min(width, height)
-    return -(-width * 2 * min_side // short), -(-height * 2 * min_side // short)
 
 
 def _decode_plain_jpeg(data: bytes, image: Image.Image) -> np.ndarray | None:
